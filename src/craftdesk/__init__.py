@@ -1,0 +1,1 @@
+"""CraftDesk API server: projects, tasks and members behind scoped, metered API keys."""

@@ -1,0 +1,95 @@
+"""The application factory and its lifespan: engine, key gate, routes, error handlers."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from sqlalchemy import text
+
+import craftdesk.auth.routes
+import craftdesk.auth.sessions
+import craftdesk.keys.routes
+import craftdesk.members.routes
+import craftdesk.metering.routes
+import craftdesk.projects.routes
+from craftdesk.auth.gate import KeyGate
+from craftdesk.config import Settings
+from craftdesk.db import create_engine, make_sessionmaker
+from craftdesk.errors import DatabaseUnavailable, install_error_handlers
+from craftdesk.middleware import RequestContextMiddleware
+
+logger = logging.getLogger("craftdesk")
+
+DESCRIPTION = """\
+The CraftDesk API. Authenticate every request with an API key from
+Settings → Integrations → API Keys: `Authorization: Bearer cdk_…`.
+Errors are RFC 9457 problem details (`application/problem+json`) with a stable `code`.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings.database_url, timeout=settings.db_timeout_seconds)
+        gate = KeyGate(engine, settings)
+        app.state.engine = engine
+        app.state.sessionmaker = make_sessionmaker(engine)
+        app.state.gate = gate
+        settings.pepper  # noqa: B018 - warn at start-up, not on the first request
+        gate.start()
+        try:
+            yield
+        finally:
+            await gate.stop()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="CraftDesk API",
+        version="1.0.0",
+        description=DESCRIPTION,
+        docs_url="/v1/docs",
+        redoc_url=None,
+        openapi_url="/v1/openapi.json",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+
+    @app.get("/healthz", tags=["health"], summary="The process is up")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"], summary="The database is reachable")
+    async def readyz(request: Request) -> dict[str, str]:
+        try:
+            async with request.app.state.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception as exc:
+            raise DatabaseUnavailable() from exc
+        return {"status": "ready"}
+
+    for router in (
+        craftdesk.projects.routes.router,
+        craftdesk.members.routes.router,
+        craftdesk.auth.routes.router,
+        craftdesk.auth.sessions.router,
+        craftdesk.keys.routes.router,
+        craftdesk.metering.routes.router,
+    ):
+        app.include_router(router)
+
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=True,
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "X-CSRF-Token", "CraftDesk-Workspace"],
+            expose_headers=["RateLimit", "RateLimit-Policy", "Retry-After", "X-Request-ID"],
+        )
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    return app

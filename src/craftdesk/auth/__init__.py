@@ -1,0 +1,1 @@
+"""Authentication: the key format and hash, the Bearer dependency, dashboard sessions."""

@@ -1,0 +1,99 @@
+"""Who is calling with a key, what the key may do, and the quota state it was admitted under."""
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from craftdesk.auth.permissions import effective_access, role_allows, scope_allows
+from craftdesk.errors import Forbidden, InsufficientScope
+from craftdesk.metering.periods import BillingPeriod
+
+
+@dataclass(frozen=True, slots=True)
+class Quota:
+    limit: int
+    used: int
+    period: BillingPeriod
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.limit - self.used)
+
+    def headers(self, now: dt.datetime) -> dict[str, str]:
+        """RateLimit headers (IETF httpapi draft) and GitHub-style ``X-RateLimit-*``."""
+        reset_in = self.period.seconds_left(now)
+        return {
+            "RateLimit-Policy": f'"billing-period";q={self.limit}',
+            "RateLimit": f'"billing-period";r={self.remaining};t={reset_in}',
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(self.remaining),
+            "X-RateLimit-Used": str(self.used),
+            "X-RateLimit-Reset": str(int(self.period.end.timestamp())),
+        }
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "limit": self.limit,
+            "used": self.used,
+            "remaining": self.remaining,
+            "period_start": self.period.start,
+            "period_end": self.period.end,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """An admitted key: checked, counted, with its creator's role as of this request."""
+
+    key_id: int
+    public_id: str
+    key_name: str
+    scope: str
+    access: dict[str, str]
+    project_ids: list[int] | None
+    expires_at: dt.datetime | None
+    user_id: int
+    role: str
+    workspace_id: int
+    workspace_slug: str
+    workspace_name: str
+    plan: str
+    quota: Quota
+
+    @property
+    def permissions(self) -> dict[str, str]:
+        return effective_access(self.access, self.role)
+
+    def require(self, resource: str, action: str) -> None:
+        if self.scope == "custom" and self.plan != "business":
+            raise Forbidden(
+                "Custom-scope keys work on the Business plan only. Upgrade the workspace, "
+                "or use a full or read-only key.",
+                code="plan_required",
+            )
+        if not scope_allows(self.access, resource, action):
+            raise InsufficientScope(
+                f"This {self.scope} key lacks the permission {resource}:{action} "
+                f"(its {resource} access is '{self.access[resource]}'). "
+                "Use a key whose scope grants it."
+            )
+        if not role_allows(self.role, resource, action):
+            raise Forbidden(
+                f"The key's creator is a workspace {self.role}, and that role lacks the "
+                f"permission {resource}:{action}. Ask a workspace owner or admin.",
+                code="insufficient_role",
+            )
+
+    def require_project(self, project_id: int) -> None:
+        if self.project_ids is not None and project_id not in self.project_ids:
+            raise InsufficientScope(
+                f"This key is limited to the projects {self.project_ids} and lacks access to "
+                f"project {project_id}. Use a key scoped to that project."
+            )
+
+    def require_all_projects(self) -> None:
+        if self.project_ids is not None:
+            raise InsufficientScope(
+                f"This key is limited to the projects {self.project_ids} and cannot create "
+                "projects. Use a key that is not limited to projects."
+            )

@@ -1,0 +1,248 @@
+"""Dashboard sessions: sign in with workspace, email and password; a cookie plus a CSRF token.
+
+The cookie holds a random token; the database holds only its SHA-256. Unsafe requests must
+echo the session's CSRF token in ``X-CSRF-Token``. Wrong email and wrong password get the
+same 401, after the same work; repeated failures on one account are locked out for a while.
+"""
+
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from typing import Annotated
+
+import anyio
+from fastapi import APIRouter, Depends, Request, Response
+from pydantic import BaseModel, Field
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from craftdesk.auth.bearer import bearer_token
+from craftdesk.auth.models import DashboardSession, LoginThrottle
+from craftdesk.auth.passwords import verify_password
+from craftdesk.config import Settings
+from craftdesk.db import Session, utcnow
+from craftdesk.errors import Forbidden, TooManyAttempts, Unauthorized
+from craftdesk.schemas import Body
+from craftdesk.workspaces.models import Membership, User, Workspace
+
+COOKIE = "craftdesk_session"
+CSRF_HEADER = "x-csrf-token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
+
+
+@dataclass(frozen=True, slots=True)
+class SignedIn:
+    """The dashboard user of a request: who, in which workspace, with which role."""
+
+    session_id: str
+    csrf_token: str
+    user_id: int
+    email: str
+    membership_id: int
+    role: str
+    workspace_id: int
+    workspace_slug: str
+    workspace_name: str
+    plan: str
+    billing_anchor: dt.datetime
+    quota_override: int | None
+
+    @property
+    def manages_workspace(self) -> bool:
+        return self.role in ("owner", "admin")
+
+
+class SignInBody(Body):
+    workspace: str = Field(min_length=1, max_length=63)
+    email: str = Field(min_length=3, max_length=254)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class UserOut(BaseModel):
+    id: int
+    email: str
+
+
+class WorkspaceOut(BaseModel):
+    slug: str
+    name: str
+    plan: str
+
+
+class SessionOut(BaseModel):
+    user: UserOut
+    workspace: WorkspaceOut
+    role: str
+    csrf_token: str
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _not_signed_in() -> Unauthorized:
+    return Unauthorized(
+        "not_signed_in", "Sign in to the dashboard first (POST /v1/sessions).", token_sent=False
+    )
+
+
+async def signed_in(request: Request, session: Session) -> SignedIn:
+    if bearer_token(request) is not None:
+        raise Forbidden(
+            "Key management needs a signed-in dashboard session, not an API key. "
+            "Use the dashboard or sign in with POST /v1/sessions.",
+            code="session_required",
+        )
+    token = request.cookies.get(COOKIE)
+    if not token or len(token) > 128:
+        raise _not_signed_in()
+    row = (
+        await session.execute(
+            select(DashboardSession, User.email, Membership, Workspace)
+            .join(User, User.id == DashboardSession.user_id)
+            .join(
+                Membership,
+                (Membership.user_id == DashboardSession.user_id)
+                & (Membership.workspace_id == DashboardSession.workspace_id),
+            )
+            .join(Workspace, Workspace.id == DashboardSession.workspace_id)
+            .where(DashboardSession.id == _digest(token))
+        )
+    ).first()
+    if row is None or row[0].expires_at <= utcnow():
+        raise _not_signed_in()
+    dashboard_session, email, membership, workspace = row
+    if request.method not in SAFE_METHODS and not hmac.compare_digest(
+        request.headers.get(CSRF_HEADER, ""), dashboard_session.csrf_token
+    ):
+        raise Forbidden(
+            "Send the session's CSRF token in the X-CSRF-Token header.", code="csrf_failed"
+        )
+    return SignedIn(
+        session_id=dashboard_session.id,
+        csrf_token=dashboard_session.csrf_token,
+        user_id=membership.user_id,
+        email=email,
+        membership_id=membership.id,
+        role=membership.role,
+        workspace_id=workspace.id,
+        workspace_slug=workspace.slug,
+        workspace_name=workspace.name,
+        plan=workspace.plan,
+        billing_anchor=workspace.billing_anchor,
+        quota_override=workspace.quota_override,
+    )
+
+
+CurrentUser = Annotated[SignedIn, Depends(signed_in)]
+
+
+def _session_out(user: SignedIn) -> SessionOut:
+    return SessionOut(
+        user=UserOut(id=user.user_id, email=user.email),
+        workspace=WorkspaceOut(slug=user.workspace_slug, name=user.workspace_name, plan=user.plan),
+        role=user.role,
+        csrf_token=user.csrf_token,
+    )
+
+
+async def _check_throttle(session: AsyncSession, account: str, now: dt.datetime) -> None:
+    throttle = await session.get(LoginThrottle, account)
+    if throttle is not None and throttle.locked_until is not None and throttle.locked_until > now:
+        retry_after = int((throttle.locked_until - now).total_seconds()) + 1
+        raise TooManyAttempts(
+            f"Too many failed sign-ins for this account. Try again in {retry_after} s.",
+            headers={"Retry-After": str(retry_after)},
+        )
+
+
+async def _record_failure(
+    session: AsyncSession, account: str, now: dt.datetime, settings: Settings
+) -> None:
+    throttle = await session.get(LoginThrottle, account)
+    if throttle is None:
+        throttle = LoginThrottle(account=account, failures=0)
+        session.add(throttle)
+    throttle.failures += 1
+    if throttle.failures >= settings.login_max_failures:
+        throttle.failures = 0
+        throttle.locked_until = now + dt.timedelta(seconds=settings.login_lockout_seconds)
+    await session.commit()
+
+
+@router.post("", status_code=201, summary="Sign in to the dashboard")
+async def sign_in(
+    body: SignInBody, request: Request, response: Response, session: Session
+) -> SessionOut:
+    settings: Settings = request.app.state.settings
+    now = utcnow()
+    email = body.email.strip().lower()
+    account = f"{body.workspace}:{email}"
+    await _check_throttle(session, account, now)
+    row = (
+        await session.execute(
+            select(User, Membership, Workspace)
+            .join(Membership, Membership.user_id == User.id)
+            .join(Workspace, Workspace.id == Membership.workspace_id)
+            .where(User.email == email, Workspace.slug == body.workspace)
+        )
+    ).first()
+    password_hash = row[0].password_hash if row is not None else None
+    if not await anyio.to_thread.run_sync(verify_password, body.password, password_hash):
+        await _record_failure(session, account, now, settings)
+        raise Unauthorized(
+            "invalid_login",
+            "The workspace, email or password is wrong. Check them and try again.",
+            token_sent=False,
+        )
+    assert row is not None
+    user, membership, workspace = row
+    await session.execute(delete(LoginThrottle).where(LoginThrottle.account == account))
+    token = secrets.token_urlsafe(32)
+    dashboard_session = DashboardSession(
+        id=_digest(token),
+        user_id=user.id,
+        workspace_id=workspace.id,
+        csrf_token=secrets.token_urlsafe(32),
+        expires_at=now + dt.timedelta(seconds=settings.session_ttl_seconds),
+    )
+    session.add(dashboard_session)
+    await session.commit()
+    response.set_cookie(
+        COOKIE,
+        token,
+        max_age=settings.session_ttl_seconds,
+        httponly=True,
+        samesite="lax",
+        secure=not settings.is_development,
+        path="/",
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return _session_out(
+        SignedIn(
+            session_id=dashboard_session.id, csrf_token=dashboard_session.csrf_token,
+            user_id=user.id, email=user.email, membership_id=membership.id, role=membership.role,
+            workspace_id=workspace.id, workspace_slug=workspace.slug,
+            workspace_name=workspace.name, plan=workspace.plan,
+            billing_anchor=workspace.billing_anchor, quota_override=workspace.quota_override,
+        )
+    )
+
+
+@router.get("/current", summary="The signed-in session")
+async def current_session(user: CurrentUser, response: Response) -> SessionOut:
+    response.headers["Cache-Control"] = "no-store"
+    return _session_out(user)
+
+
+@router.delete("/current", status_code=204, summary="Sign out")
+async def sign_out(user: CurrentUser, session: Session) -> Response:
+    await session.execute(delete(DashboardSession).where(DashboardSession.id == user.session_id))
+    await session.commit()
+    response = Response(status_code=204)
+    response.delete_cookie(COOKIE, path="/")
+    return response

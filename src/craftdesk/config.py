@@ -1,0 +1,78 @@
+"""Settings, read from the environment (prefix ``CRAFTDESK_``) and from ``.env``."""
+
+import logging
+from functools import cached_property
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEVELOPMENT_PEPPER = "development-pepper-not-for-production"
+MIN_PEPPER_LENGTH = 32
+
+Plan = Literal["free", "pro", "business"]
+
+logger = logging.getLogger("craftdesk")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CRAFTDESK_", env_file=".env", extra="ignore")
+
+    env: Literal["development", "production"] = "development"
+    database_url: str = "sqlite+aiosqlite:///./craftdesk.db"
+    key_pepper: str = ""
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    log_level: str = "INFO"
+
+    quota_free: int = Field(1_000, ge=0)
+    quota_pro: int = Field(100_000, ge=0)
+    quota_business: int = Field(1_000_000, ge=0)
+
+    session_ttl_seconds: int = Field(8 * 3600, gt=0)
+    login_max_failures: int = Field(5, gt=0)
+    login_lockout_seconds: int = Field(15 * 60, gt=0)
+    max_body_bytes: int = Field(64 * 1024, gt=0)
+    db_timeout_seconds: float = Field(2.0, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_origins(cls, values: dict[str, object]) -> dict[str, object]:
+        origins = values.get("cors_origins")
+        if isinstance(origins, str):
+            values["cors_origins"] = [o.strip() for o in origins.split(",") if o.strip()]
+        return values
+
+    @model_validator(mode="after")
+    def _require_real_pepper_in_production(self) -> "Settings":
+        if self.env == "production" and (
+            not self.key_pepper
+            or self.key_pepper == DEVELOPMENT_PEPPER
+            or len(self.key_pepper) < MIN_PEPPER_LENGTH
+        ):
+            raise ValueError(
+                "CRAFTDESK_KEY_PEPPER must be set to a random secret of at least "
+                f"{MIN_PEPPER_LENGTH} characters when CRAFTDESK_ENV=production"
+            )
+        return self
+
+    @cached_property
+    def pepper(self) -> bytes:
+        if not self.key_pepper:
+            logger.warning(
+                "CRAFTDESK_KEY_PEPPER is not set: using the development pepper. "
+                "Never run production like this."
+            )
+            return DEVELOPMENT_PEPPER.encode()
+        return self.key_pepper.encode()
+
+    @property
+    def is_development(self) -> bool:
+        return self.env == "development"
+
+    def plan_quota(self, plan: str) -> int:
+        quotas: dict[str, int] = {
+            "free": self.quota_free,
+            "pro": self.quota_pro,
+            "business": self.quota_business,
+        }
+        return quotas[plan]

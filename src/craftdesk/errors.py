@@ -1,0 +1,178 @@
+"""Every error the API answers with, rendered as RFC 9457 problem details.
+
+    ProblemError                       (status, code, title, detail)
+    ├── Unauthorized        401        missing_credentials, malformed_credentials, invalid_key,
+    │                                  key_revoked, key_expired, workspace_mismatch,
+    │                                  not_signed_in, invalid_login
+    ├── Forbidden           403        insufficient_scope, insufficient_role, plan_required,
+    │                                  session_required, csrf_failed
+    ├── NotFound            404        not_found
+    ├── Conflict            409        conflict, last_owner
+    ├── QuotaExceeded       429        quota_exceeded (Retry-After)
+    ├── TooManyAttempts     429        too_many_attempts (Retry-After)
+    └── DatabaseUnavailable 503        database_unavailable
+
+Request validation errors become 422 ``validation_error``; Starlette's own HTTP errors
+(404 route, 405 method, 413 body) keep their status with a matching code.
+"""
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+logger = logging.getLogger("craftdesk.errors")
+
+PROBLEM_JSON = "application/problem+json"
+REALM = 'Bearer realm="craftdesk"'
+
+
+class Problem(BaseModel):
+    """The body of every error response (RFC 9457)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+
+
+class ProblemError(Exception):
+    status = 500
+    code = "internal_error"
+
+    def __init__(self, detail: str, *, code: str | None = None, headers: dict[str, str] | None = None):
+        super().__init__(detail)
+        self.detail = detail
+        self.code = code or self.code
+        self.headers = headers or {}
+
+    def problem(self) -> dict[str, Any]:
+        return problem_body(self.status, self.code, self.detail)
+
+
+class Unauthorized(ProblemError):
+    """401. ``token_sent`` adds ``error="invalid_token"`` to the challenge (RFC 6750)."""
+
+    status = 401
+
+    def __init__(self, code: str, detail: str, *, token_sent: bool = True):
+        challenge = f'{REALM}, error="invalid_token"' if token_sent else REALM
+        super().__init__(detail, code=code, headers={"WWW-Authenticate": challenge})
+
+
+class Forbidden(ProblemError):
+    status = 403
+
+
+class InsufficientScope(Forbidden):
+    code = "insufficient_scope"
+
+    def __init__(self, detail: str):
+        super().__init__(
+            detail, headers={"WWW-Authenticate": f'{REALM}, error="insufficient_scope"'}
+        )
+
+
+class NotFound(ProblemError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(ProblemError):
+    status = 409
+    code = "conflict"
+
+
+class QuotaExceeded(ProblemError):
+    status = 429
+    code = "quota_exceeded"
+
+
+class TooManyAttempts(ProblemError):
+    status = 429
+    code = "too_many_attempts"
+
+
+class DatabaseUnavailable(ProblemError):
+    status = 503
+    code = "database_unavailable"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The database is unreachable right now. Retry in a few seconds.",
+            headers={"Retry-After": "2"},
+        )
+
+
+def problem_body(status: int, code: str, detail: str) -> dict[str, Any]:
+    return {
+        "type": f"https://craftdesk.app/problems/{code.replace('_', '-')}",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+
+
+def problem_response(
+    status: int, code: str, detail: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        problem_body(status, code, detail), status_code=status, headers=headers,
+        media_type=PROBLEM_JSON,
+    )
+
+
+_STARLETTE_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+
+
+def _describe_validation(exc: RequestValidationError) -> str:
+    parts = []
+    for error in exc.errors()[:5]:
+        where = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"
+        parts.append(f"{where}: {error.get('msg', 'invalid')}")
+    return "Fix the request and retry. " + "; ".join(parts)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ProblemError)
+    async def _problem(request: Request, exc: ProblemError) -> JSONResponse:
+        return problem_response(exc.status, exc.code, exc.detail, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return problem_response(422, "validation_error", _describe_validation(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _STARLETTE_CODES.get(exc.status_code, "http_error")
+        detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+        if exc.status_code == 404:
+            detail = "No such route. See /v1/docs for the API reference."
+        return problem_response(exc.status_code, code, detail, dict(exc.headers or {}))
+
+    @app.exception_handler(DBAPIError)
+    @app.exception_handler(OSError)
+    @app.exception_handler(TimeoutError)
+    async def _database(request: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, IntegrityError):
+            return problem_response(
+                409, "conflict", "The request conflicts with the current state. Reload and retry."
+            )
+        logger.warning("database unavailable: %s", type(exc).__name__)
+        error = DatabaseUnavailable()
+        return problem_response(error.status, error.code, error.detail, error.headers)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unhandled error")
+        return problem_response(
+            500, "internal_error", "Something went wrong on our side. Retry later."
+        )

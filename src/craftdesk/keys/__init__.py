@@ -1,0 +1,1 @@
+"""Key management for the dashboard: create, list, rename, usage, revoke and rotate."""

@@ -1,0 +1,37 @@
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, LargeBinary, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from craftdesk.db import Base, UTCDateTime, utcnow
+
+SCOPES = ("full", "read_only", "custom")
+
+
+class ApiKey(Base):
+    """An issued key. Only the HMAC of the full key string is stored, never the key."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (
+        Index("ix_api_keys_workspace_id_created_at", "workspace_id", "created_at"),
+        CheckConstraint("scope IN ('full', 'read_only', 'custom')", name="scope"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(16), unique=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    created_by_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(100))
+    key_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    last_four: Mapped[str] = mapped_column(String(4))
+    scope: Mapped[str] = mapped_column(String(16))
+    permissions: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    project_ids: Mapped[list[int] | None] = mapped_column(JSON)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    rotated_from_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"))

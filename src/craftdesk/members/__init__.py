@@ -1,0 +1,1 @@
+"""Team members ("team member data"): the workspace's memberships, by API key."""

@@ -1,0 +1,1 @@
+"""Billing periods, plan quotas and exact per-period request counting."""

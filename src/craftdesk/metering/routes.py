@@ -1,0 +1,39 @@
+import datetime as dt
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel
+
+from craftdesk.auth.sessions import CurrentUser
+from craftdesk.db import Session
+from craftdesk.metering.usage import workspace_quota
+
+router = APIRouter(prefix="/v1/usage", tags=["usage"])
+
+
+class WorkspaceUsageOut(BaseModel):
+    plan: str
+    quota: int
+    used: int
+    remaining: int
+    period_start: dt.datetime
+    period_end: dt.datetime
+
+
+@router.get("", summary="The workspace's plan, quota and use this billing period")
+async def get_usage(user: CurrentUser, session: Session, request: Request) -> WorkspaceUsageOut:
+    quota = await workspace_quota(
+        session,
+        request.app.state.settings,
+        workspace_id=user.workspace_id,
+        plan=user.plan,
+        quota_override=user.quota_override,
+        billing_anchor=user.billing_anchor,
+    )
+    return WorkspaceUsageOut(
+        plan=user.plan,
+        quota=quota.limit,
+        used=quota.used,
+        remaining=quota.remaining,
+        period_start=quota.period.start,
+        period_end=quota.period.end,
+    )

@@ -1,0 +1,74 @@
+"""One pure-ASGI middleware for what every response needs: a request id, the body size
+limit, security headers, and the quota headers of key-authenticated requests."""
+
+import re
+import uuid
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from craftdesk.db import utcnow
+from craftdesk.errors import problem_response
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+]
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int):
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        incoming = headers.get(b"x-request-id", b"").decode("latin-1")
+        request_id = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                extra = [(b"x-request-id", request_id.encode()), *_SECURITY_HEADERS]
+                quota = scope["state"].get("quota")
+                if quota is not None:
+                    existing = {name.lower() for name, _ in message.get("headers", [])}
+                    extra += [
+                        (name.lower().encode(), value.encode())
+                        for name, value in quota.headers(utcnow()).items()
+                        if name.lower().encode() not in existing
+                    ]
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        length = headers.get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
+            await self._too_large(scope, receive, send_with_headers)
+            return
+
+        received = 0
+
+        async def limited_receive() -> Message:
+            # A body without Content-Length (chunked) is counted as it arrives.
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise HTTPException(413, self._too_large_detail)
+            return message
+
+        await self.app(scope, limited_receive, send_with_headers)
+
+    @property
+    def _too_large_detail(self) -> str:
+        return f"The request body is over {self.max_body_bytes} bytes. Send less."
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Any) -> None:
+        response = problem_response(413, "payload_too_large", self._too_large_detail)
+        await response(scope, receive, send)

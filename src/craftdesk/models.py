@@ -1,0 +1,13 @@
+"""Every table, imported in one place for Alembic and the drift test."""
+
+from craftdesk.auth.models import DashboardSession, LoginThrottle
+from craftdesk.db import Base
+from craftdesk.keys.models import ApiKey
+from craftdesk.metering.models import KeyDailyUsage, KeyUsage, WorkspaceUsage
+from craftdesk.projects.models import Project, Task
+from craftdesk.workspaces.models import Membership, User, Workspace
+
+__all__ = [
+    "ApiKey", "Base", "DashboardSession", "KeyDailyUsage", "KeyUsage", "LoginThrottle",
+    "Membership", "Project", "Task", "User", "Workspace", "WorkspaceUsage",
+]

@@ -1,0 +1,1 @@
+"""Projects and their tasks: the workspace data behind ``/v1/projects``."""

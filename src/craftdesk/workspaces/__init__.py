@@ -1,0 +1,1 @@
+"""Workspaces, users and memberships: who belongs where, with which role and plan."""
