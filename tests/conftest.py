@@ -1,0 +1,230 @@
+"""One fixture runs every test on SQLite and on PostgreSQL, each test on its own database.
+
+Alembic migrates a template database once per backend and run; each test gets a fresh copy
+(a file copy on SQLite, ``CREATE DATABASE … TEMPLATE`` on PostgreSQL) and drops it after.
+PostgreSQL comes from ``CRAFTDESK_TEST_POSTGRES_URL`` (default: the local server, user
+postgres). Where none answers, its tests skip with the reason, unless CI=true or
+CRAFTDESK_REQUIRE_POSTGRES=1, where they fail.
+"""
+
+import asyncio
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import event, select
+
+from craftdesk.app import create_app
+from craftdesk.config import Settings
+from craftdesk.keys.service import issue_key
+from craftdesk.migrate import upgrade
+from craftdesk.workspaces.models import Membership, Workspace
+from craftdesk.workspaces.service import add_member, create_workspace
+
+POSTGRES_URL = os.environ.get(
+    "CRAFTDESK_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+)
+REQUIRE_POSTGRES = os.environ.get("CI") == "true" or os.environ.get(
+    "CRAFTDESK_REQUIRE_POSTGRES"
+) == "1"
+TEST_PEPPER = "test-pepper-0123456789abcdefghijklmnopqrstuvwxyz"
+PASSWORD = "correct horse battery staple"
+
+
+def _asyncpg_dsn(url: str, database: str | None = None) -> str:
+    dsn = url.replace("postgresql+asyncpg://", "postgresql://")
+    if database is not None:
+        dsn = dsn.rsplit("/", 1)[0] + f"/{database}"
+    return dsn
+
+
+async def _pg_admin(sql: str) -> None:
+    connection = await asyncpg.connect(_asyncpg_dsn(POSTGRES_URL), timeout=5)
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
+
+
+class Backends:
+    """Migrated template databases, made on first use, removed at the end of the run."""
+
+    def __init__(self, tmp: Path):
+        self.tmp = tmp
+        self.templates: dict[str, str] = {}
+        self.postgres_error: str | None = None
+
+    def template(self, backend: str) -> str:
+        if backend not in self.templates:
+            if backend == "sqlite":
+                path = self.tmp / "template.db"
+                upgrade(f"sqlite+aiosqlite:///{path}")
+                self.templates[backend] = str(path)
+            else:
+                name = f"craftdesk_tpl_{uuid.uuid4().hex[:10]}"
+                try:
+                    asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
+                except (OSError, asyncpg.PostgresError) as exc:
+                    self.postgres_error = f"{type(exc).__name__}: {exc}"
+                    raise
+                upgrade(_url(name))
+                self.templates[backend] = name
+        return self.templates[backend]
+
+    def new_database(self, backend: str) -> tuple[str, Any]:
+        """A fresh migrated database's URL, and how to drop it."""
+        template = self.template(backend)
+        if backend == "sqlite":
+            path = self.tmp / f"{uuid.uuid4().hex}.db"
+            shutil.copy(template, path)
+            return f"sqlite+aiosqlite:///{path}", lambda: path.unlink(missing_ok=True)
+        name = f"craftdesk_t_{uuid.uuid4().hex[:12]}"
+        asyncio.run(_pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+        return _url(name), lambda: asyncio.run(
+            _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        )
+
+    def close(self) -> None:
+        name = self.templates.get("postgresql")
+        if name:
+            asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def _url(database: str) -> str:
+    return POSTGRES_URL.rsplit("/", 1)[0] + f"/{database}"
+
+
+@pytest.fixture(scope="session")
+def backends(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backends]:
+    found = Backends(tmp_path_factory.mktemp("databases"))
+    yield found
+    found.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def database_url(backends: Backends, backend: str) -> Iterator[str]:
+    try:
+        url, drop = backends.new_database(backend)
+    except (OSError, asyncpg.PostgresError) as exc:
+        if REQUIRE_POSTGRES:
+            pytest.fail(f"PostgreSQL is required here but unreachable at {POSTGRES_URL}: {exc}")
+        pytest.skip(f"no PostgreSQL at {POSTGRES_URL} ({type(exc).__name__}); set "
+                    "CRAFTDESK_TEST_POSTGRES_URL to run these tests")
+    yield url
+    drop()
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        database_url=database_url,
+        key_pepper=TEST_PEPPER,
+    )
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
+
+
+@pytest.fixture
+def queries(app: FastAPI) -> list[str]:
+    """Every SQL statement the app sends from now on."""
+    statements: list[str] = []
+
+    @event.listens_for(app.state.engine.sync_engine, "before_cursor_execute")
+    def _record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    return statements
+
+
+@dataclass
+class Member:
+    user_id: int
+    membership_id: int
+    email: str
+    role: str
+
+
+@dataclass
+class World:
+    """Sets up workspaces, members and keys straight through the service layer."""
+
+    app: FastAPI
+
+    async def workspace(self, name: str = "Acme", plan: str = "free") -> tuple[Workspace, Member]:
+        async with self.app.state.sessionmaker() as session:
+            email = f"owner-{uuid.uuid4().hex[:8]}@example.com"
+            workspace = await create_workspace(
+                session, name=name, owner_email=email, owner_password=PASSWORD, plan=plan
+            )
+            membership = await session.scalar(
+                select(Membership).where(Membership.workspace_id == workspace.id)
+            )
+            await session.commit()
+        assert membership is not None
+        return workspace, Member(membership.user_id, membership.id, email, "owner")
+
+    async def member(self, workspace: Workspace, role: str = "member") -> Member:
+        async with self.app.state.sessionmaker() as session:
+            email = f"{role}-{uuid.uuid4().hex[:8]}@example.com"
+            membership = await add_member(
+                session, workspace, email=email, password=PASSWORD, role=role
+            )
+            await session.commit()
+        return Member(membership.user_id, membership.id, email, role)
+
+    async def key(
+        self, workspace: Workspace, member: Member, scope: str = "full", **options: Any
+    ) -> str:
+        async with self.app.state.sessionmaker() as session:
+            _, issued = await issue_key(
+                session, pepper=self.app.state.settings.pepper, workspace_id=workspace.id,
+                created_by_id=member.user_id, name=options.pop("name", "test key"), scope=scope,
+                **options,
+            )
+            await session.commit()
+        return issued.key
+
+    async def set_plan(
+        self, workspace: Workspace, plan: str | None = None, quota: int | None = None
+    ) -> None:
+        async with self.app.state.sessionmaker() as session:
+            row = await session.get_one(Workspace, workspace.id)
+            row.quota_override = quota
+            if plan is not None:
+                row.plan = plan
+            await session.commit()
+
+
+@pytest.fixture
+def world(app: FastAPI) -> World:
+    return World(app)
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
