@@ -228,3 +228,15 @@ def world(app: FastAPI) -> World:
 
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
+
+
+async def sign_in(
+    client: httpx.AsyncClient, workspace: Workspace, member: Member, password: str = PASSWORD
+) -> dict[str, str]:
+    """Sign the client in; returns the CSRF header for unsafe requests."""
+    response = await client.post(
+        "/v1/sessions",
+        json={"workspace": workspace.slug, "email": member.email, "password": password},
+    )
+    assert response.status_code == 201, response.text
+    return {"X-CSRF-Token": response.json()["csrf_token"]}

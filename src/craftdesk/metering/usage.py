@@ -53,6 +53,6 @@ async def key_daily_series(
             KeyDailyUsage.day <= last,
         )
     )
-    by_day = dict(rows.tuples().all())
+    by_day = {day: count for day, count in rows}
     days = [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
     return in_period or 0, [(day, by_day.get(day, 0)) for day in days]
