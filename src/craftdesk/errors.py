@@ -47,7 +47,9 @@ class ProblemError(Exception):
     status = 500
     code = "internal_error"
 
-    def __init__(self, detail: str, *, code: str | None = None, headers: dict[str, str] | None = None):
+    def __init__(
+        self, detail: str, *, code: str | None = None, headers: dict[str, str] | None = None
+    ):
         super().__init__(detail)
         self.detail = detail
         self.code = code or self.code
@@ -111,6 +113,24 @@ class DatabaseUnavailable(ProblemError):
         )
 
 
+PROBLEM_SCHEMA = Problem.model_json_schema()
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries documenting ``statuses`` as problem details."""
+    return {
+        status: {
+            "description": HTTPStatus(status).phrase,
+            "content": {PROBLEM_JSON: {"schema": PROBLEM_SCHEMA}},
+        }
+        for status in statuses
+    }
+
+
+KEY_ROUTE_ERRORS = problem_responses(401, 403, 404, 409, 422, 429, 503)
+SESSION_ROUTE_ERRORS = problem_responses(401, 403, 404, 409, 422, 429, 503)
+
+
 def problem_body(status: int, code: str, detail: str) -> dict[str, Any]:
     return {
         "type": f"https://craftdesk.app/problems/{code.replace('_', '-')}",
@@ -125,7 +145,9 @@ def problem_response(
     status: int, code: str, detail: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
     return JSONResponse(
-        problem_body(status, code, detail), status_code=status, headers=headers,
+        problem_body(status, code, detail),
+        status_code=status,
+        headers=headers,
         media_type=PROBLEM_JSON,
     )
 

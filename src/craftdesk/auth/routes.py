@@ -5,8 +5,9 @@ from pydantic import BaseModel
 
 from craftdesk.auth.bearer import Authenticated
 from craftdesk.auth.tokens import display_prefix
+from craftdesk.errors import KEY_ROUTE_ERRORS
 
-router = APIRouter(prefix="/v1/auth", tags=["auth"])
+router = APIRouter(prefix="/v1/auth", tags=["auth"], responses=KEY_ROUTE_ERRORS)
 
 
 class WorkspaceRef(BaseModel):

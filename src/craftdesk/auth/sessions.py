@@ -23,7 +23,7 @@ from craftdesk.auth.models import DashboardSession, LoginThrottle
 from craftdesk.auth.passwords import verify_password
 from craftdesk.config import Settings
 from craftdesk.db import Session, utcnow
-from craftdesk.errors import Forbidden, TooManyAttempts, Unauthorized
+from craftdesk.errors import SESSION_ROUTE_ERRORS, Forbidden, TooManyAttempts, Unauthorized
 from craftdesk.schemas import Body
 from craftdesk.workspaces.models import Membership, User, Workspace
 
@@ -31,7 +31,7 @@ COOKIE = "craftdesk_session"
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
-router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
+router = APIRouter(prefix="/v1/sessions", tags=["sessions"], responses=SESSION_ROUTE_ERRORS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,11 +224,18 @@ async def sign_in(
     response.headers["Cache-Control"] = "no-store"
     return _session_out(
         SignedIn(
-            session_id=dashboard_session.id, csrf_token=dashboard_session.csrf_token,
-            user_id=user.id, email=user.email, membership_id=membership.id, role=membership.role,
-            workspace_id=workspace.id, workspace_slug=workspace.slug,
-            workspace_name=workspace.name, plan=workspace.plan,
-            billing_anchor=workspace.billing_anchor, quota_override=workspace.quota_override,
+            session_id=dashboard_session.id,
+            csrf_token=dashboard_session.csrf_token,
+            user_id=user.id,
+            email=user.email,
+            membership_id=membership.id,
+            role=membership.role,
+            workspace_id=workspace.id,
+            workspace_slug=workspace.slug,
+            workspace_name=workspace.name,
+            plan=workspace.plan,
+            billing_anchor=workspace.billing_anchor,
+            quota_override=workspace.quota_override,
         )
     )
 

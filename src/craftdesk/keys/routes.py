@@ -12,7 +12,7 @@ from craftdesk.auth.permissions import RESOURCES, scope_access
 from craftdesk.auth.sessions import CurrentUser, SignedIn
 from craftdesk.auth.tokens import display_prefix
 from craftdesk.db import Session, utcnow
-from craftdesk.errors import Conflict, Forbidden, NotFound, ProblemError
+from craftdesk.errors import SESSION_ROUTE_ERRORS, Conflict, Forbidden, NotFound, ProblemError
 from craftdesk.keys.models import ApiKey
 from craftdesk.keys.service import issue_key
 from craftdesk.metering.models import KeyUsage
@@ -23,7 +23,7 @@ from craftdesk.projects.models import Project
 from craftdesk.schemas import Body, Id, Name
 from craftdesk.workspaces.models import User
 
-router = APIRouter(prefix="/v1/api-keys", tags=["api-keys"])
+router = APIRouter(prefix="/v1/api-keys", tags=["api-keys"], responses=SESSION_ROUTE_ERRORS)
 
 Access = Literal["none", "read", "write"]
 MAX_GRACE_SECONDS = 30 * 24 * 3600
@@ -205,7 +205,9 @@ async def create_key(
         created_by_id=user.user_id,
         name=body.name,
         scope=body.scope,
-        permissions=body.permissions.model_dump() if body.scope == "custom" and body.permissions else None,
+        permissions=body.permissions.model_dump()
+        if body.scope == "custom" and body.permissions
+        else None,
         project_ids=sorted(set(body.project_ids)) if body.project_ids else None,
         expires_at=body.expires_at,
     )

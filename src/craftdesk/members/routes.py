@@ -9,13 +9,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from craftdesk.auth.bearer import require_permission
 from craftdesk.auth.principal import Principal
 from craftdesk.db import Session
-from craftdesk.errors import Conflict, Forbidden, NotFound
+from craftdesk.errors import KEY_ROUTE_ERRORS, Conflict, Forbidden, NotFound
 from craftdesk.pagination import Page, PageParams, page_params, paginate
 from craftdesk.schemas import Body, Id
 from craftdesk.workspaces.models import Membership, User
 from craftdesk.workspaces.service import remove_member
 
-router = APIRouter(prefix="/v1/members", tags=["members"])
+router = APIRouter(prefix="/v1/members", tags=["members"], responses=KEY_ROUTE_ERRORS)
 
 Role = Literal["owner", "admin", "member"]
 
@@ -34,7 +34,10 @@ class MemberUpdate(Body):
 
 def _member_out(membership: Membership, email: str) -> MemberOut:
     return MemberOut(
-        id=membership.id, user_id=membership.user_id, email=email, role=membership.role,  # type: ignore[arg-type]
+        id=membership.id,
+        user_id=membership.user_id,
+        email=email,
+        role=membership.role,  # type: ignore[arg-type]
         created_at=membership.created_at,
     )
 

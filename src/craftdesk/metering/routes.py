@@ -5,9 +5,10 @@ from pydantic import BaseModel
 
 from craftdesk.auth.sessions import CurrentUser
 from craftdesk.db import Session
+from craftdesk.errors import SESSION_ROUTE_ERRORS
 from craftdesk.metering.usage import workspace_quota
 
-router = APIRouter(prefix="/v1/usage", tags=["usage"])
+router = APIRouter(prefix="/v1/usage", tags=["usage"], responses=SESSION_ROUTE_ERRORS)
 
 
 class WorkspaceUsageOut(BaseModel):

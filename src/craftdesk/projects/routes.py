@@ -8,12 +8,12 @@ from sqlalchemy import select
 from craftdesk.auth.bearer import require_permission
 from craftdesk.auth.principal import Principal
 from craftdesk.db import Session
-from craftdesk.errors import NotFound
+from craftdesk.errors import KEY_ROUTE_ERRORS, NotFound
 from craftdesk.pagination import Page, PageParams, page_params, paginate
 from craftdesk.projects.models import Project, Task
 from craftdesk.schemas import Body, Id, Text, Title
 
-router = APIRouter(prefix="/v1/projects", tags=["projects"])
+router = APIRouter(prefix="/v1/projects", tags=["projects"], responses=KEY_ROUTE_ERRORS)
 
 Status = Literal["todo", "doing", "done"]
 Pagination = Annotated[PageParams, Depends(page_params)]
