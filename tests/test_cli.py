@@ -1,0 +1,97 @@
+"""The craftdesk command: the value alone on stdout, one clear line and non-zero on errors."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from craftdesk.auth.tokens import parse_key
+from tests.conftest import TEST_PEPPER, bearer
+
+CRAFTDESK = str(Path(sys.executable).with_name("craftdesk"))
+
+
+def run(database_url: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    environment = {
+        **os.environ,
+        "CRAFTDESK_DATABASE_URL": database_url,
+        "CRAFTDESK_KEY_PEPPER": TEST_PEPPER,
+        **(env or {}),
+    }
+    return subprocess.run(
+        [CRAFTDESK, *args], capture_output=True, text=True, env=environment, timeout=60
+    )
+
+
+async def test_workspace_member_and_key_from_the_command_line(
+    database_url: str, client: httpx.AsyncClient
+) -> None:
+    created = run(
+        database_url, "workspace", "create", "--name", "Acme Inc",
+        "--owner-email", "ops@acme.test", "--owner-password", "pw-1",
+    )
+    assert created.returncode == 0, created.stderr
+    slug = created.stdout.strip()
+    assert slug == "acme-inc"
+
+    member = run(database_url, "member", "add", slug, "--email", "dev@acme.test",
+                 "--password", "pw-2", "--role", "member")
+    assert member.returncode == 0 and member.stdout.strip().isdigit()
+
+    key_run = run(database_url, "key", "create", slug, "--email", "dev@acme.test",
+                  "--name", "CI", "--scope", "read_only")
+    assert key_run.returncode == 0
+    key = key_run.stdout.strip()
+    assert key_run.stdout == key + "\n"
+    parse_key(key)
+    assert key not in key_run.stderr
+
+    me = (await client.get("/v1/auth/key", headers=bearer(key))).json()
+    assert me["scope"] == "read_only" and me["role"] == "member" and me["workspace"]["slug"] == slug
+
+    plan = run(database_url, "workspace", "set-plan", slug, "business", "--quota", "42")
+    assert plan.returncode == 0 and plan.stdout == ""
+    me = (await client.get("/v1/auth/key", headers=bearer(key))).json()
+    assert me["workspace"]["plan"] == "business" and me["quota"]["limit"] == 42
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("key", "create", "nope", "--email", "a@b.c", "--name", "x"), "no workspace"),
+        (("workspace", "set-plan", "nope", "pro"), "no workspace"),
+        (("member", "add", "nope", "--email", "a@b.c", "--password", "p"), "no workspace"),
+    ],
+)
+def test_errors_are_one_line_and_non_zero(database_url: str, args: tuple[str, ...], message: str) -> None:
+    result = run(database_url, *args)
+    assert result.returncode != 0
+    assert result.stdout == ""
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr
+
+
+def test_key_for_a_non_member_is_refused(database_url: str) -> None:
+    slug = run(database_url, "workspace", "create", "--name", "A", "--owner-email", "o@a.test",
+               "--owner-password", "pw").stdout.strip()
+    result = run(database_url, "key", "create", slug, "--email", "stranger@a.test", "--name", "x")
+    assert result.returncode != 0 and "not a member" in result.stderr
+
+
+@pytest.mark.usefixtures("backend")
+def test_production_refuses_to_start_without_a_real_pepper(database_url: str) -> None:
+    result = run(database_url, "db", "upgrade", env={"CRAFTDESK_ENV": "production", "CRAFTDESK_KEY_PEPPER": ""})
+    assert result.returncode != 0
+    assert "CRAFTDESK_KEY_PEPPER" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_unreachable_database_is_one_clear_line() -> None:
+    result = run("postgresql+asyncpg://postgres@127.0.0.1:1/none", "workspace", "set-plan", "x", "pro")
+    assert result.returncode != 0
+    assert "cannot reach the database" in result.stderr
+    assert "Traceback" not in result.stderr
