@@ -8,6 +8,7 @@ CRAFTDESK_REQUIRE_POSTGRES=1, where they fail.
 """
 
 import asyncio
+import logging
 import os
 import shutil
 import uuid
@@ -24,7 +25,9 @@ from sqlalchemy import event, select
 
 from craftdesk.app import create_app
 from craftdesk.config import Settings
+from craftdesk.keys import service as keys_service
 from craftdesk.keys.service import issue_key
+from craftdesk.logs import JsonFormatter
 from craftdesk.migrate import upgrade
 from craftdesk.workspaces.models import Membership, Workspace
 from craftdesk.workspaces.service import add_member, create_workspace
@@ -146,7 +149,11 @@ async def app(settings: Settings) -> AsyncIterator[FastAPI]:
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+    async with httpx.AsyncClient(
+        transport=transport,
+        base_url="http://testserver",
+        event_hooks={"response": [_record_error_body]},
+    ) as http:
         yield http
 
 
@@ -240,3 +247,54 @@ async def sign_in(
     )
     assert response.status_code == 201, response.text
     return {"X-CSRF-Token": response.json()["csrf_token"]}
+
+
+class _Recorder(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(JsonFormatter().format(record))
+
+
+@pytest.fixture(autouse=True)
+def no_secrets_in_logs_or_errors(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Every test runs with DEBUG logs recorded; none may contain a key, pepper or password.
+
+    Error bodies are checked too: the ``client`` fixture adds them to ``error_bodies``.
+    """
+    issued: list[str] = []
+    original = keys_service.generate_key
+
+    def recording_generate_key() -> Any:
+        key = original()
+        issued.append(key.key)
+        return key
+
+    monkeypatch.setattr(keys_service, "generate_key", recording_generate_key)
+    recorder = _Recorder()
+    loggers = [logging.getLogger(name) for name in ("craftdesk", "uvicorn", "sqlalchemy")]
+    previous = [(logger, logger.level) for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(recorder)
+        if logger.name != "sqlalchemy":
+            logger.setLevel(logging.DEBUG)
+    error_bodies.clear()
+    yield issued
+    for logger, level in previous:
+        logger.removeHandler(recorder)
+        logger.setLevel(level)
+    secrets_ = [*issued, TEST_PEPPER, PASSWORD]
+    for text in [*recorder.lines, *error_bodies]:
+        for secret in secrets_:
+            assert secret not in text, "a secret reached a log line or an error body"
+
+
+error_bodies: list[str] = []
+
+
+async def _record_error_body(response: httpx.Response) -> None:
+    if response.status_code >= 400:
+        await response.aread()
+        error_bodies.append(response.text)

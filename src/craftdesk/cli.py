@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 
 from craftdesk.config import Settings
 from craftdesk.db import create_engine, make_sessionmaker
@@ -49,6 +50,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
 
     from craftdesk.migrate import upgrade
 
+    from craftdesk.logs import logging_config
+
     upgrade(settings.database_url)
     uvicorn.run(
         "craftdesk.app:create_app",
@@ -56,7 +59,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
         host=args.host,
         port=args.port,
         workers=args.workers,
-        log_level=settings.log_level.lower(),
+        log_config=logging_config(settings.log_level),
+        access_log=False,
         proxy_headers=True,
     )
 
@@ -185,8 +189,9 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"craftdesk: configuration error: {error['msg']}")
     except (CommandError, ProblemError) as exc:
         sys.exit(f"craftdesk: {exc}")
-    except OSError as exc:
-        sys.exit(f"craftdesk: cannot reach the database: {exc.strerror or exc}")
+    except (OSError, DBAPIError) as exc:
+        reason = getattr(exc, "strerror", None) or type(getattr(exc, "orig", exc)).__name__
+        sys.exit(f"craftdesk: cannot reach the database: {reason}")
     if result is not None:
         print(result)
 

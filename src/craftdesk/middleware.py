@@ -1,7 +1,9 @@
 """One pure-ASGI middleware for what every response needs: a request id, the body size
 limit, security headers, and the quota headers of key-authenticated requests."""
 
+import logging
 import re
+import time
 import uuid
 from typing import Any
 
@@ -10,6 +12,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from craftdesk.db import utcnow
 from craftdesk.errors import problem_response
+from craftdesk.logs import request_id as current_request_id
+
+access_log = logging.getLogger("craftdesk.access")
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _SECURITY_HEADERS = [
@@ -31,9 +36,14 @@ class RequestContextMiddleware:
         incoming = headers.get(b"x-request-id", b"").decode("latin-1")
         request_id = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
+        current_request_id.set(request_id)
+        started = time.perf_counter()
+        status = 500
 
         async def send_with_headers(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
+                status = message["status"]
                 extra = [(b"x-request-id", request_id.encode()), *_SECURITY_HEADERS]
                 quota = scope["state"].get("quota")
                 if quota is not None:
@@ -63,7 +73,17 @@ class RequestContextMiddleware:
                     raise HTTPException(413, self._too_large_detail)
             return message
 
-        await self.app(scope, limited_receive, send_with_headers)
+        try:
+            await self.app(scope, limited_receive, send_with_headers)
+        finally:
+            if access_log.isEnabledFor(logging.INFO):
+                access_log.info(
+                    "%s %s %s", scope["method"], scope["path"], status,
+                    extra={"fields": {
+                        "method": scope["method"], "path": scope["path"], "status": status,
+                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    }},
+                )
 
     @property
     def _too_large_detail(self) -> str:
