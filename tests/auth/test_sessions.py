@@ -139,3 +139,31 @@ async def test_long_passwords_work_whole(
         json={"workspace": workspace.slug, "email": "long@example.com", "password": first_72_bytes},
     )
     assert cut.status_code == 401
+
+
+async def test_unknown_email_costs_as_much_as_a_wrong_password(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A dummy argon2 check for unknown emails: timing does not reveal who has an account.
+
+    Without it an unknown email answers about 30x faster; the bound is loose for busy machines.
+    """
+    import statistics
+    import time
+
+    workspace, owner = await world.workspace()
+
+    async def attempt(email: str) -> float:
+        started = time.perf_counter()
+        response = await client.post(
+            "/v1/sessions", json={"workspace": workspace.slug, "email": email, "password": "nope"}
+        )
+        assert response.status_code == 401
+        return time.perf_counter() - started
+
+    known, unknown = [], []
+    for n in range(4):
+        known.append(await attempt(owner.email if n % 2 else owner.email.upper()))
+        unknown.append(await attempt(f"ghost{n}@example.com"))
+    ratio = statistics.median(unknown) / statistics.median(known)
+    assert 0.33 < ratio < 3, ratio
