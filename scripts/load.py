@@ -37,7 +37,9 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from craftdesk.migrate import upgrade  # noqa: E402
 
-ADMIN_DSN = os.environ.get("CRAFTDESK_LOAD_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+ADMIN_DSN = os.environ.get(
+    "CRAFTDESK_LOAD_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 PEPPER = "load-test-pepper-" + "x" * 32
 PASSWORD = "load-test-password"
 
@@ -56,9 +58,22 @@ def start_server(database_url: str, port: int) -> subprocess.Popen[bytes]:
         "CRAFTDESK_LOG_LEVEL": "WARNING",
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "craftdesk.app:create_app", "--factory",
-         "--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning"],
-        env=env, cwd=ROOT,
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "craftdesk.app:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        cwd=ROOT,
     )
 
 
@@ -105,15 +120,39 @@ async def main() -> int:
     name = f"craftdesk_load_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(ADMIN_DSN)
     await admin.execute(f'CREATE DATABASE "{name}"')
-    database_url = ADMIN_DSN.replace("postgresql://", "postgresql+asyncpg://").rsplit("/", 1)[0] + f"/{name}"
+    database_url = (
+        ADMIN_DSN.replace("postgresql://", "postgresql+asyncpg://").rsplit("/", 1)[0] + f"/{name}"
+    )
     servers: dict[int, subprocess.Popen[bytes]] = {}
     try:
         await asyncio.to_thread(upgrade, database_url)
-        slug = run_cli(database_url, "workspace", "create", "--name", "Load", "--owner-email",
-                       "load@example.com", "--owner-password", PASSWORD, "--plan", "business")
+        slug = run_cli(
+            database_url,
+            "workspace",
+            "create",
+            "--name",
+            "Load",
+            "--owner-email",
+            "load@example.com",
+            "--owner-password",
+            PASSWORD,
+            "--plan",
+            "business",
+        )
         run_cli(database_url, "workspace", "set-plan", slug, "business", "--quota", "1000000000")
-        keys = [run_cli(database_url, "key", "create", slug, "--email", "load@example.com",
-                        "--name", f"load-{n}") for n in range(10)]
+        keys = [
+            run_cli(
+                database_url,
+                "key",
+                "create",
+                slug,
+                "--email",
+                "load@example.com",
+                "--name",
+                f"load-{n}",
+            )
+            for n in range(10)
+        ]
         ports = [free_port() for _ in range(args.processes)]
         for port in ports:
             servers[port] = start_server(database_url, port)
@@ -142,18 +181,25 @@ async def run_load(args, ports, keys, slug, servers, database_url) -> Stats:  # 
     revoked_at: dict[str, float] = {}
     stop_at = time.monotonic() + args.duration
     killed: set[int] = set()
-    limits = httpx.Limits(max_connections=args.connections + 20, max_keepalive_connections=args.connections + 20)
+    limits = httpx.Limits(
+        max_connections=args.connections + 20, max_keepalive_connections=args.connections + 20
+    )
     async with httpx.AsyncClient(limits=limits, timeout=10) as client:
 
         async def worker(n: int) -> None:
             paths = ("/v1/auth/key", "/v1/projects")
             while time.monotonic() < stop_at:
                 port = ports[n % len(ports)]
-                key = random.choice(active) if random.random() > 0.05 or not revoked_at else random.choice(list(revoked_at))
+                key = (
+                    random.choice(active)
+                    if random.random() > 0.05 or not revoked_at
+                    else random.choice(list(revoked_at))
+                )
                 started = time.monotonic()
                 try:
                     response = await client.get(
-                        f"http://127.0.0.1:{port}{paths[n % 2]}", headers={"Authorization": f"Bearer {key}"}
+                        f"http://127.0.0.1:{port}{paths[n % 2]}",
+                        headers={"Authorization": f"Bearer {key}"},
                     )
                 except httpx.TransportError:
                     stats.transport_errors += 1
@@ -172,12 +218,17 @@ async def run_load(args, ports, keys, slug, servers, database_url) -> Stats:  # 
 
         async def churn() -> None:
             session = httpx.AsyncClient(base_url=f"http://127.0.0.1:{ports[0]}", timeout=10)
-            signed = await session.post("/v1/sessions", json={"workspace": slug, "email": "load@example.com", "password": PASSWORD})
+            signed = await session.post(
+                "/v1/sessions",
+                json={"workspace": slug, "email": "load@example.com", "password": PASSWORD},
+            )
             csrf = {"X-CSRF-Token": signed.json()["csrf_token"]}
             ids: collections.deque[tuple[int, str]] = collections.deque()
             try:
                 while time.monotonic() < stop_at - 1:
-                    created = (await session.post("/v1/api-keys", json={"name": "churn"}, headers=csrf)).json()
+                    created = (
+                        await session.post("/v1/api-keys", json={"name": "churn"}, headers=csrf)
+                    ).json()
                     ids.append((created["id"], created["key"]))
                     active.append(created["key"])
                     if len(ids) > 3:
@@ -189,9 +240,14 @@ async def run_load(args, ports, keys, slug, servers, database_url) -> Stats:  # 
                         for port in ports:
                             if port in killed:
                                 continue
-                            check = await client.get(f"http://127.0.0.1:{port}/v1/auth/key", headers={"Authorization": f"Bearer {key}"})
+                            check = await client.get(
+                                f"http://127.0.0.1:{port}/v1/auth/key",
+                                headers={"Authorization": f"Bearer {key}"},
+                            )
                             if check.status_code != 401 or check.json()["code"] != "key_revoked":
-                                stats.violations.append(f"revoked key got {check.status_code} on port {port}")
+                                stats.violations.append(
+                                    f"revoked key got {check.status_code} on port {port}"
+                                )
                     await asyncio.sleep(0.5)
             finally:
                 await session.aclose()
@@ -222,23 +278,32 @@ def report(args, stats: Stats, stored: int, per_key: int) -> int:  # type: ignor
     latencies = sorted(stats.latencies)
     p50 = statistics.median(latencies) * 1000 if latencies else 0
     p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000 if latencies else 0
-    print(f"connections {args.connections}, {args.processes} processes, {args.duration:.0f} s"
-          f"{', one killed with SIGKILL and restarted' if args.kill_one else ''}")
+    print(
+        f"connections {args.connections}, {args.processes} processes, {args.duration:.0f} s"
+        f"{', one killed with SIGKILL and restarted' if args.kill_one else ''}"
+    )
     print(f"requests {total} ({total / args.duration:.0f}/s), p50 {p50:.1f} ms, p99 {p99:.1f} ms")
-    print(f"statuses {dict(sorted(stats.statuses.items()))}, transport errors {stats.transport_errors}"
-          f" (in flight on the killed process: {stats.in_doubt})")
+    print(
+        f"statuses {dict(sorted(stats.statuses.items()))}, "
+        f"transport errors {stats.transport_errors}"
+        f" (in flight on the killed process: {stats.in_doubt})"
+    )
     print(f"stored usage {stored} (per-key sum {per_key}), admitted responses received {admitted}")
     failures = []
     if stats.unexpected:
         failures.append(f"{len(stats.unexpected)} unexpected responses, e.g. {stats.unexpected[0]}")
     if stats.violations:
-        failures.append(f"{len(stats.violations)} revocation violations, e.g. {stats.violations[0]}")
+        failures.append(
+            f"{len(stats.violations)} revocation violations, e.g. {stats.violations[0]}"
+        )
     if stored != per_key:
         failures.append("workspace and per-key counts differ")
     if not admitted <= stored <= admitted + stats.in_doubt:
         failures.append("stored usage does not match the admitted responses")
     if stats.transport_errors > stats.in_doubt:
-        failures.append(f"{stats.transport_errors - stats.in_doubt} transport errors outside the kill")
+        failures.append(
+            f"{stats.transport_errors - stats.in_doubt} transport errors outside the kill"
+        )
     for failure in failures:
         print(f"FAIL: {failure}")
     print("OK" if not failures else "FAILED")

@@ -35,9 +35,9 @@ from craftdesk.workspaces.service import add_member, create_workspace
 POSTGRES_URL = os.environ.get(
     "CRAFTDESK_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 )
-REQUIRE_POSTGRES = os.environ.get("CI") == "true" or os.environ.get(
-    "CRAFTDESK_REQUIRE_POSTGRES"
-) == "1"
+REQUIRE_POSTGRES = (
+    os.environ.get("CI") == "true" or os.environ.get("CRAFTDESK_REQUIRE_POSTGRES") == "1"
+)
 TEST_PEPPER = "test-pepper-0123456789abcdefghijklmnopqrstuvwxyz"
 PASSWORD = "correct horse battery staple"
 
@@ -124,8 +124,10 @@ def database_url(backends: Backends, backend: str) -> Iterator[str]:
     except (OSError, asyncpg.PostgresError) as exc:
         if REQUIRE_POSTGRES:
             pytest.fail(f"PostgreSQL is required here but unreachable at {POSTGRES_URL}: {exc}")
-        pytest.skip(f"no PostgreSQL at {POSTGRES_URL} ({type(exc).__name__}); set "
-                    "CRAFTDESK_TEST_POSTGRES_URL to run these tests")
+        pytest.skip(
+            f"no PostgreSQL at {POSTGRES_URL} ({type(exc).__name__}); set "
+            "CRAFTDESK_TEST_POSTGRES_URL to run these tests"
+        )
     yield url
     drop()
 
@@ -210,8 +212,12 @@ class World:
     ) -> str:
         async with self.app.state.sessionmaker() as session:
             _, issued = await issue_key(
-                session, pepper=self.app.state.settings.pepper, workspace_id=workspace.id,
-                created_by_id=member.user_id, name=options.pop("name", "test key"), scope=scope,
+                session,
+                pepper=self.app.state.settings.pepper,
+                workspace_id=workspace.id,
+                created_by_id=member.user_id,
+                name=options.pop("name", "test key"),
+                scope=scope,
                 **options,
             )
             await session.commit()

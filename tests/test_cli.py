@@ -14,7 +14,9 @@ from tests.conftest import TEST_PEPPER, bearer
 CRAFTDESK = str(Path(sys.executable).with_name("craftdesk"))
 
 
-def run(database_url: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    database_url: str, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     environment = {
         **os.environ,
         "CRAFTDESK_DATABASE_URL": database_url,
@@ -30,19 +32,46 @@ async def test_workspace_member_and_key_from_the_command_line(
     database_url: str, client: httpx.AsyncClient
 ) -> None:
     created = run(
-        database_url, "workspace", "create", "--name", "Acme Inc",
-        "--owner-email", "ops@acme.test", "--owner-password", "pw-1",
+        database_url,
+        "workspace",
+        "create",
+        "--name",
+        "Acme Inc",
+        "--owner-email",
+        "ops@acme.test",
+        "--owner-password",
+        "pw-1",
     )
     assert created.returncode == 0, created.stderr
     slug = created.stdout.strip()
     assert slug == "acme-inc"
 
-    member = run(database_url, "member", "add", slug, "--email", "dev@acme.test",
-                 "--password", "pw-2", "--role", "member")
+    member = run(
+        database_url,
+        "member",
+        "add",
+        slug,
+        "--email",
+        "dev@acme.test",
+        "--password",
+        "pw-2",
+        "--role",
+        "member",
+    )
     assert member.returncode == 0 and member.stdout.strip().isdigit()
 
-    key_run = run(database_url, "key", "create", slug, "--email", "dev@acme.test",
-                  "--name", "CI", "--scope", "read_only")
+    key_run = run(
+        database_url,
+        "key",
+        "create",
+        slug,
+        "--email",
+        "dev@acme.test",
+        "--name",
+        "CI",
+        "--scope",
+        "read_only",
+    )
     assert key_run.returncode == 0
     key = key_run.stdout.strip()
     assert key_run.stdout == key + "\n"
@@ -66,7 +95,9 @@ async def test_workspace_member_and_key_from_the_command_line(
         (("member", "add", "nope", "--email", "a@b.c", "--password", "p"), "no workspace"),
     ],
 )
-def test_errors_are_one_line_and_non_zero(database_url: str, args: tuple[str, ...], message: str) -> None:
+def test_errors_are_one_line_and_non_zero(
+    database_url: str, args: tuple[str, ...], message: str
+) -> None:
     result = run(database_url, *args)
     assert result.returncode != 0
     assert result.stdout == ""
@@ -76,22 +107,38 @@ def test_errors_are_one_line_and_non_zero(database_url: str, args: tuple[str, ..
 
 
 def test_key_for_a_non_member_is_refused(database_url: str) -> None:
-    slug = run(database_url, "workspace", "create", "--name", "A", "--owner-email", "o@a.test",
-               "--owner-password", "pw").stdout.strip()
+    slug = run(
+        database_url,
+        "workspace",
+        "create",
+        "--name",
+        "A",
+        "--owner-email",
+        "o@a.test",
+        "--owner-password",
+        "pw",
+    ).stdout.strip()
     result = run(database_url, "key", "create", slug, "--email", "stranger@a.test", "--name", "x")
     assert result.returncode != 0 and "not a member" in result.stderr
 
 
 @pytest.mark.usefixtures("backend")
 def test_production_refuses_to_start_without_a_real_pepper(database_url: str) -> None:
-    result = run(database_url, "db", "upgrade", env={"CRAFTDESK_ENV": "production", "CRAFTDESK_KEY_PEPPER": ""})
+    result = run(
+        database_url,
+        "db",
+        "upgrade",
+        env={"CRAFTDESK_ENV": "production", "CRAFTDESK_KEY_PEPPER": ""},
+    )
     assert result.returncode != 0
     assert "CRAFTDESK_KEY_PEPPER" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_unreachable_database_is_one_clear_line() -> None:
-    result = run("postgresql+asyncpg://postgres@127.0.0.1:1/none", "workspace", "set-plan", "x", "pro")
+    result = run(
+        "postgresql+asyncpg://postgres@127.0.0.1:1/none", "workspace", "set-plan", "x", "pro"
+    )
     assert result.returncode != 0
     assert "cannot reach the database" in result.stderr
     assert "Traceback" not in result.stderr

@@ -14,7 +14,8 @@ async def test_healthz_and_readyz(client: httpx.AsyncClient) -> None:
 async def test_openapi_has_the_bearer_scheme_so_authorize_works(client: httpx.AsyncClient) -> None:
     spec = (await client.get("/v1/openapi.json")).json()
     assert spec["components"]["securitySchemes"]["ApiKey"] == {
-        "type": "http", "scheme": "bearer",
+        "type": "http",
+        "scheme": "bearer",
         "description": spec["components"]["securitySchemes"]["ApiKey"]["description"],
     }
     assert spec["paths"]["/v1/projects"]["get"]["security"] == [{"ApiKey": []}]
@@ -34,7 +35,9 @@ async def test_request_id_is_echoed_or_made(client: httpx.AsyncClient) -> None:
     assert (await client.get("/healthz", headers={"X-Request-ID": "abc-123"})).headers[
         "x-request-id"
     ] == "abc-123"
-    made = (await client.get("/healthz", headers={"X-Request-ID": "bad id\t"})).headers["x-request-id"]
+    made = (await client.get("/healthz", headers={"X-Request-ID": "bad id\t"})).headers[
+        "x-request-id"
+    ]
     assert len(made) == 32
 
 
@@ -53,7 +56,8 @@ def test_cors_origins_are_read_comma_separated(monkeypatch: pytest.MonkeyPatch) 
 async def test_unreachable_database_is_503_and_readyz_says_so() -> None:
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]
-        database_url="postgresql+asyncpg://postgres@127.0.0.1:1/none", key_pepper="p" * 40,
+        database_url="postgresql+asyncpg://postgres@127.0.0.1:1/none",
+        key_pepper="p" * 40,
     )
     app: FastAPI = create_app(settings)
     async with app.router.lifespan_context(app):

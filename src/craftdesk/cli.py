@@ -27,7 +27,9 @@ class CommandError(Exception):
     pass
 
 
-async def _in_session(settings: Settings, work: Callable[[Any], Awaitable[str | None]]) -> str | None:
+async def _in_session(
+    settings: Settings, work: Callable[[Any], Awaitable[str | None]]
+) -> str | None:
     engine = create_engine(settings.database_url)
     try:
         async with make_sessionmaker(engine)() as session:
@@ -48,9 +50,8 @@ async def _workspace(session: Any, slug: str) -> Workspace:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
     import uvicorn
 
-    from craftdesk.migrate import upgrade
-
     from craftdesk.logs import logging_config
+    from craftdesk.migrate import upgrade
 
     upgrade(settings.database_url)
     uvicorn.run(
@@ -75,8 +76,11 @@ def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> None:
 def cmd_workspace_create(args: argparse.Namespace, settings: Settings) -> str | None:
     async def work(session: Any) -> str:
         workspace = await create_workspace(
-            session, name=args.name, owner_email=args.owner_email,
-            owner_password=args.owner_password, plan=args.plan,
+            session,
+            name=args.name,
+            owner_email=args.owner_email,
+            owner_password=args.owner_password,
+            plan=args.plan,
         )
         return workspace.slug
 
@@ -97,8 +101,11 @@ def cmd_workspace_set_plan(args: argparse.Namespace, settings: Settings) -> str 
 def cmd_member_add(args: argparse.Namespace, settings: Settings) -> str | None:
     async def work(session: Any) -> str:
         membership = await add_member(
-            session, await _workspace(session, args.slug), email=args.email,
-            password=args.password, role=args.role,
+            session,
+            await _workspace(session, args.slug),
+            email=args.email,
+            password=args.password,
+            role=args.role,
         )
         return str(membership.id)
 
@@ -116,8 +123,12 @@ def cmd_key_create(args: argparse.Namespace, settings: Settings) -> str | None:
         if user_id is None:
             raise CommandError(f"{args.email} is not a member of {args.slug}")
         _, issued = await issue_key(
-            session, pepper=settings.pepper, workspace_id=workspace.id, created_by_id=user_id,
-            name=args.name, scope=args.scope,
+            session,
+            pepper=settings.pepper,
+            workspace_id=workspace.id,
+            created_by_id=user_id,
+            name=args.name,
+            scope=args.scope,
         )
         return issued.key
 
@@ -151,7 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     set_plan = workspace.add_parser("set-plan", help="change a workspace's plan and quota")
     set_plan.add_argument("slug")
     set_plan.add_argument("plan", choices=PLANS)
-    set_plan.add_argument("--quota", type=int, help="requests per billing period, overriding the plan's")
+    set_plan.add_argument(
+        "--quota", type=int, help="requests per billing period, overriding the plan's"
+    )
     set_plan.set_defaults(handler=cmd_workspace_set_plan)
 
     member = commands.add_parser("member", help="members").add_subparsers(
@@ -178,7 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(message)s"
+    )
     try:
         settings = Settings()
         if getattr(args, "quota", None) is not None and args.quota < 0:

@@ -59,7 +59,9 @@ async def test_scoped_key_outside_its_projects(client: httpx.AsyncClient, world:
     full = await world.key(workspace, owner)
     allowed, other = await _project(client, full, "A"), await _project(client, full, "B")
     key = await world.key(
-        workspace, owner, scope="custom",
+        workspace,
+        owner,
+        scope="custom",
         permissions={"projects": "read", "tasks": "write", "members": "none"},
         project_ids=[allowed],
     )
@@ -82,9 +84,7 @@ async def test_custom_examples_from_the_seed(client: httpx.AsyncClient, world: W
     full = await world.key(workspace, owner)
     project = await _project(client, full)
     # "Write access to project tasks only"
-    tasks_only = await world.key(
-        workspace, owner, scope="custom", permissions={"tasks": "write"}
-    )
+    tasks_only = await world.key(workspace, owner, scope="custom", permissions={"tasks": "write"})
     created = await client.post(
         f"/v1/projects/{project}/tasks", json={"title": "x"}, headers=bearer(tasks_only)
     )
@@ -98,7 +98,10 @@ async def test_custom_examples_from_the_seed(client: httpx.AsyncClient, world: W
     assert_403(await client.get("/v1/members", headers=bearer(no_members)), "insufficient_scope")
     # "Read-only access to a specific project"
     one_project = await world.key(
-        workspace, owner, scope="custom", permissions={"projects": "read", "tasks": "read"},
+        workspace,
+        owner,
+        scope="custom",
+        permissions={"projects": "read", "tasks": "read"},
         project_ids=[project],
     )
     assert (
@@ -147,8 +150,12 @@ async def test_full_key_equals_the_creators_permission_level(
     workspace, _ = await world.workspace()
     member = await world.member(workspace, "member")
     admin = await world.member(workspace, "admin")
-    member_view = (await client.get("/v1/auth/key", headers=bearer(await world.key(workspace, member)))).json()
-    admin_view = (await client.get("/v1/auth/key", headers=bearer(await world.key(workspace, admin)))).json()
+    member_view = (
+        await client.get("/v1/auth/key", headers=bearer(await world.key(workspace, member)))
+    ).json()
+    admin_view = (
+        await client.get("/v1/auth/key", headers=bearer(await world.key(workspace, admin)))
+    ).json()
     assert member_view["permissions"] == {"projects": "write", "tasks": "write", "members": "read"}
     assert admin_view["permissions"] == {"projects": "write", "tasks": "write", "members": "write"}
 
@@ -179,9 +186,7 @@ async def test_removing_a_member_revokes_their_keys(
     owner_key = await world.key(workspace, owner)
     member_key = await world.key(workspace, member)
     assert (await client.get("/v1/projects", headers=bearer(member_key))).status_code == 200
-    removed = await client.delete(
-        f"/v1/members/{member.membership_id}", headers=bearer(owner_key)
-    )
+    removed = await client.delete(f"/v1/members/{member.membership_id}", headers=bearer(owner_key))
     assert removed.status_code == 204
     response = await client.get("/v1/projects", headers=bearer(member_key))
     assert response.status_code == 401

@@ -58,7 +58,8 @@ async def test_repeated_failures_lock_the_account_with_retry_after(
         )
         assert response.status_code == 401
     locked = await client.post(
-        "/v1/sessions", json={"workspace": workspace.slug, "email": owner.email, "password": PASSWORD}
+        "/v1/sessions",
+        json={"workspace": workspace.slug, "email": owner.email, "password": PASSWORD},
     )
     assert locked.status_code == 429
     assert locked.json()["code"] == "too_many_attempts"
@@ -72,9 +73,7 @@ async def test_unsafe_request_without_csrf_token_is_refused(
     csrf = await sign_in(client, workspace, owner)
     refused = await client.post("/v1/api-keys", json={"name": "CI", "scope": "full"})
     assert refused.status_code == 403 and refused.json()["code"] == "csrf_failed"
-    wrong = await client.post(
-        "/v1/api-keys", json={"name": "CI"}, headers={"X-CSRF-Token": "nope"}
-    )
+    wrong = await client.post("/v1/api-keys", json={"name": "CI"}, headers={"X-CSRF-Token": "nope"})
     assert wrong.status_code == 403
     accepted = await client.post("/v1/api-keys", json={"name": "CI"}, headers=csrf)
     assert accepted.status_code == 201

@@ -1,5 +1,6 @@
 import zlib
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -12,8 +13,6 @@ from craftdesk.auth.tokens import (
     hash_key,
     parse_key,
 )
-
-import pytest
 
 
 def test_generated_key_has_prefix_id_secret_and_checksum() -> None:

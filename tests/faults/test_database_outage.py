@@ -122,7 +122,9 @@ async def test_outage_answers_503_quickly_then_recovers(
     while (status := (await client.get("/readyz")).status_code) != 200:
         assert time.monotonic() < deadline, "the server did not recover by itself"
     assert status == 200
-    statuses = [(await client.get("/v1/projects", headers=bearer(key))).status_code for _ in range(3)]
+    statuses = [
+        (await client.get("/v1/projects", headers=bearer(key))).status_code for _ in range(3)
+    ]
     assert statuses[-1] == 200
 
 
@@ -135,12 +137,18 @@ async def test_nothing_is_half_written_in_an_outage(
     ok = [
         r.status_code
         for r in await asyncio.gather(
-            *(client.post("/v1/projects", json={"name": f"p{n}"}, headers=bearer(key)) for n in range(20))
+            *(
+                client.post("/v1/projects", json={"name": f"p{n}"}, headers=bearer(key))
+                for n in range(20)
+            )
         )
     ]
     proxy.cut()
     failed = await asyncio.gather(
-        *(client.post("/v1/projects", json={"name": f"q{n}"}, headers=bearer(key)) for n in range(20))
+        *(
+            client.post("/v1/projects", json={"name": f"q{n}"}, headers=bearer(key))
+            for n in range(20)
+        )
     )
     assert {r.status_code for r in failed} == {503}
     proxy.restore()

@@ -62,7 +62,8 @@ async def test_list_shows_creation_last_use_and_requests_this_period(
     assert listed["Used"]["created_by"]["email"] == owner.email
     assert dt.datetime.fromisoformat(listed["Used"]["created_at"]) <= utcnow()
     assert [k["name"] for k in (await client.get("/v1/api-keys")).json()["data"]] == [
-        "Unused", "Used",
+        "Unused",
+        "Used",
     ]
     assert unused["id"] != used["id"]
 
@@ -91,7 +92,9 @@ async def _key_id(client, world, workspace, owner, name: str) -> int:  # type: i
 async def test_rename_changes_only_the_name(client: httpx.AsyncClient, world: World) -> None:
     workspace, owner = await world.workspace()
     csrf = await sign_in(client, workspace, owner)
-    created = (await client.post("/v1/api-keys", json={"name": "Old", "scope": "read_only"}, headers=csrf)).json()
+    created = (
+        await client.post("/v1/api-keys", json={"name": "Old", "scope": "read_only"}, headers=csrf)
+    ).json()
     renamed = await client.patch(
         f"/v1/api-keys/{created['id']}", json={"name": "Mobile App"}, headers=csrf
     )
@@ -122,7 +125,9 @@ async def test_revoke_takes_effect_on_the_next_request(
 async def test_rotation_without_downtime(client: httpx.AsyncClient, world: World) -> None:
     workspace, owner = await world.workspace()
     csrf = await sign_in(client, workspace, owner)
-    old = (await client.post("/v1/api-keys", json={"name": "Prod", "scope": "read_only"}, headers=csrf)).json()
+    old = (
+        await client.post("/v1/api-keys", json={"name": "Prod", "scope": "read_only"}, headers=csrf)
+    ).json()
     rotated = await client.post(
         f"/v1/api-keys/{old['id']}/rotate", json={"expire_old_after_seconds": 3600}, headers=csrf
     )
@@ -180,8 +185,10 @@ async def test_custom_key_limited_to_projects(client: httpx.AsyncClient, world: 
     created = await client.post(
         "/v1/api-keys",
         json={
-            "name": "Scoped", "scope": "custom",
-            "permissions": {"projects": "read", "tasks": "write"}, "project_ids": [pid],
+            "name": "Scoped",
+            "scope": "custom",
+            "permissions": {"projects": "read", "tasks": "write"},
+            "project_ids": [pid],
         },
         headers=csrf,
     )
@@ -192,7 +199,12 @@ async def test_custom_key_limited_to_projects(client: httpx.AsyncClient, world: 
     assert me["project_ids"] == [pid] and me["scope"] == "custom"
     unknown = await client.post(
         "/v1/api-keys",
-        json={"name": "S", "scope": "custom", "permissions": {"tasks": "read"}, "project_ids": [999999]},
+        json={
+            "name": "S",
+            "scope": "custom",
+            "permissions": {"tasks": "read"},
+            "project_ids": [999999],
+        },
         headers=csrf,
     )
     assert unknown.status_code == 422

@@ -9,7 +9,8 @@ async def test_members_are_listed_with_roles(client: httpx.AsyncClient, world: W
     key = await world.key(workspace, member)
     body = (await client.get("/v1/members", headers=bearer(key))).json()
     assert {(m["email"], m["role"]) for m in body["data"]} == {
-        (owner.email, "owner"), (member.email, "member"),
+        (owner.email, "owner"),
+        (member.email, "member"),
     }
     one = await client.get(f"/v1/members/{member.membership_id}", headers=bearer(key))
     assert one.json()["email"] == member.email

@@ -50,8 +50,10 @@ def test_period_contains_the_instant_and_starts_on_the_anchor_day(
     assert period.start <= instant < period.end
     assert 28 <= (period.end - period.start).days <= 31
     assert period.start.time() == anchor.time()
-    assert period.start.day == anchor.day or period.start.day < anchor.day and (
-        (period.start + dt.timedelta(days=1)).day == 1
+    assert (
+        period.start.day == anchor.day
+        or period.start.day < anchor.day
+        and ((period.start + dt.timedelta(days=1)).day == 1)
     )
 
 

@@ -38,7 +38,9 @@ async def test_quota_exhausted_gives_429_with_retry_after(
     workspace, owner = await world.workspace()
     await world.set_plan(workspace, quota=3)
     key = await world.key(workspace, owner)
-    statuses = [(await client.get("/v1/projects", headers=bearer(key))).status_code for _ in range(5)]
+    statuses = [
+        (await client.get("/v1/projects", headers=bearer(key))).status_code for _ in range(5)
+    ]
     assert statuses == [200, 200, 200, 429, 429]
     response = await client.get("/v1/auth/key", headers=bearer(key))
     assert response.status_code == 429

@@ -23,7 +23,9 @@ async def test_project_and_task_lifecycle(client: httpx.AsyncClient, key: str) -
     renamed = await client.patch(f"/v1/projects/{pid}", json={"name": "Site"}, headers=auth)
     assert renamed.json()["name"] == "Site" and renamed.json()["description"] == "Relaunch"
 
-    task = (await client.post(f"/v1/projects/{pid}/tasks", json={"title": "Copy"}, headers=auth)).json()
+    task = (
+        await client.post(f"/v1/projects/{pid}/tasks", json={"title": "Copy"}, headers=auth)
+    ).json()
     assert task["status"] == "todo" and task["project_id"] == pid
     done = await client.patch(
         f"/v1/projects/{pid}/tasks/{task['id']}", json={"status": "done"}, headers=auth
@@ -32,8 +34,12 @@ async def test_project_and_task_lifecycle(client: httpx.AsyncClient, key: str) -
     listed = (await client.get(f"/v1/projects/{pid}/tasks", headers=auth)).json()
     assert [t["title"] for t in listed["data"]] == ["Copy"]
 
-    assert (await client.delete(f"/v1/projects/{pid}/tasks/{task['id']}", headers=auth)).status_code == 204
-    assert (await client.get(f"/v1/projects/{pid}/tasks/{task['id']}", headers=auth)).status_code == 404
+    assert (
+        await client.delete(f"/v1/projects/{pid}/tasks/{task['id']}", headers=auth)
+    ).status_code == 204
+    assert (
+        await client.get(f"/v1/projects/{pid}/tasks/{task['id']}", headers=auth)
+    ).status_code == 404
     assert (await client.delete(f"/v1/projects/{pid}", headers=auth)).status_code == 204
     assert (await client.get(f"/v1/projects/{pid}", headers=auth)).status_code == 404
 
@@ -41,7 +47,9 @@ async def test_project_and_task_lifecycle(client: httpx.AsyncClient, key: str) -
 async def test_deleting_a_project_deletes_its_tasks(client: httpx.AsyncClient, key: str) -> None:
     auth = bearer(key)
     pid = (await client.post("/v1/projects", json={"name": "P"}, headers=auth)).json()["id"]
-    tid = (await client.post(f"/v1/projects/{pid}/tasks", json={"title": "T"}, headers=auth)).json()["id"]
+    tid = (
+        await client.post(f"/v1/projects/{pid}/tasks", json={"title": "T"}, headers=auth)
+    ).json()["id"]
     await client.delete(f"/v1/projects/{pid}", headers=auth)
     assert (await client.get(f"/v1/projects/{pid}/tasks/{tid}", headers=auth)).status_code == 404
 
@@ -100,7 +108,8 @@ async def test_invalid_project_body_is_422(
 
 async def test_malformed_json_is_422(client: httpx.AsyncClient, key: str) -> None:
     response = await client.post(
-        "/v1/projects", content=b"{not json",
+        "/v1/projects",
+        content=b"{not json",
         headers={**bearer(key), "Content-Type": "application/json"},
     )
     assert response.status_code == 422
@@ -129,9 +138,13 @@ async def test_another_workspaces_objects_look_missing(
     globex, globex_owner = await world.workspace("Globex")
     acme_key = await world.key(acme, acme_owner)
     globex_key = await world.key(globex, globex_owner)
-    pid = (await client.post("/v1/projects", json={"name": "Secret"}, headers=bearer(acme_key))).json()["id"]
+    pid = (
+        await client.post("/v1/projects", json={"name": "Secret"}, headers=bearer(acme_key))
+    ).json()["id"]
     tid = (
-        await client.post(f"/v1/projects/{pid}/tasks", json={"title": "T"}, headers=bearer(acme_key))
+        await client.post(
+            f"/v1/projects/{pid}/tasks", json={"title": "T"}, headers=bearer(acme_key)
+        )
     ).json()["id"]
 
     missing = await client.get("/v1/projects/2147483000", headers=bearer(globex_key))

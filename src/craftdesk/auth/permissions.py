@@ -56,5 +56,7 @@ def effective_access(access: dict[str, str], role: str) -> dict[str, str]:
     result = {}
     for resource in RESOURCES:
         allowed = _ACCESS_ACTIONS[access[resource]] & ROLE_ACTIONS[role][resource]
-        result[resource] = "write" if "write" in allowed else "read" if "read" in allowed else "none"
+        result[resource] = (
+            "write" if "write" in allowed else "read" if "read" in allowed else "none"
+        )
     return result

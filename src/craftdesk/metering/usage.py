@@ -38,7 +38,7 @@ async def workspace_quota(
 async def key_daily_series(
     session: AsyncSession, api_key_id: int, period: BillingPeriod
 ) -> tuple[int, list[tuple[dt.date, int]]]:
-    """This period's count of the key, and its per-day counts from the period's first day to today."""
+    """This period's count of the key, and its count per day of the period up to today."""
     in_period = await session.scalar(
         select(KeyUsage.requests).where(
             KeyUsage.api_key_id == api_key_id, KeyUsage.period_start == period.start
