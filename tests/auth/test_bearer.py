@@ -75,7 +75,9 @@ async def test_bad_checksum_is_rejected_without_touching_the_database(
     typo = key[:-1] + ("A" if key[-1] != "A" else "B")
     queries.clear()
     for damaged in (typo, key[:-3], "cdk_" + "x" * 50, "sk_live_abc", key.replace("cdk_", "cdx_")):
-        assert_401(await client.get("/v1/projects", headers=bearer(damaged)), "malformed_credentials")
+        assert_401(
+            await client.get("/v1/projects", headers=bearer(damaged)), "malformed_credentials"
+        )
     assert queries == []
 
 
@@ -92,7 +94,9 @@ async def test_known_id_with_wrong_secret_is_invalid(
     key = await world.key(workspace, owner)
     public_id = key[len(PREFIX) : len(PREFIX) + 12]
     body = f"{PREFIX}{public_id}_{'a' * 32}"
-    assert_401(await client.get("/v1/projects", headers=bearer(body + checksum(body))), "invalid_key")
+    assert_401(
+        await client.get("/v1/projects", headers=bearer(body + checksum(body))), "invalid_key"
+    )
 
 
 async def test_revoked_key(client: httpx.AsyncClient, world: World, app) -> None:  # type: ignore[no-untyped-def]
@@ -115,9 +119,7 @@ async def test_key_expiring_later_still_works(client: httpx.AsyncClient, world: 
     assert (await client.get("/v1/projects", headers=bearer(key))).status_code == 200
 
 
-async def test_key_of_another_workspace_than_named(
-    client: httpx.AsyncClient, world: World
-) -> None:
+async def test_key_of_another_workspace_than_named(client: httpx.AsyncClient, world: World) -> None:
     acme, owner = await world.workspace("Acme")
     globex, _ = await world.workspace("Globex")
     key = await world.key(acme, owner)
@@ -143,7 +145,5 @@ async def _update_key(app, key: str, **values) -> None:  # type: ignore[no-untyp
     from sqlalchemy import update
 
     async with app.state.sessionmaker() as session:
-        await session.execute(
-            update(ApiKey).where(ApiKey.public_id == key[4:16]).values(**values)
-        )
+        await session.execute(update(ApiKey).where(ApiKey.public_id == key[4:16]).values(**values))
         await session.commit()
