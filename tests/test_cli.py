@@ -7,7 +7,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
+from sqlalchemy import select
 
+from craftdesk.audit.models import AuditEvent
 from craftdesk.auth.tokens import parse_key
 from tests.conftest import TEST_PEPPER, bearer
 
@@ -29,7 +32,7 @@ def run(
 
 
 async def test_workspace_member_and_key_from_the_command_line(
-    database_url: str, client: httpx.AsyncClient
+    database_url: str, client: httpx.AsyncClient, app: FastAPI
 ) -> None:
     created = run(
         database_url,
@@ -77,6 +80,13 @@ async def test_workspace_member_and_key_from_the_command_line(
     assert key_run.stdout == key + "\n"
     parse_key(key)
     assert key not in key_run.stderr
+
+    async with app.state.sessionmaker() as session:
+        audited = await session.scalar(
+            select(AuditEvent).where(AuditEvent.action == "key.created")
+        )
+    assert audited is not None and audited.actor_type == "cli" and audited.target_label == "CI"
+    assert key not in str(audited.details)
 
     me = (await client.get("/v1/auth/key", headers=bearer(key))).json()
     assert me["scope"] == "read_only" and me["role"] == "member" and me["workspace"]["slug"] == slug

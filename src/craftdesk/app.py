@@ -1,6 +1,7 @@
 """The application factory and its lifespan: engine, key gate, routes, error handlers."""
 
 import logging
+import logging.config
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -8,8 +9,10 @@ from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy import text
 
+import craftdesk.audit.routes
 import craftdesk.auth.routes
 import craftdesk.auth.sessions
+import craftdesk.dashboard.routes
 import craftdesk.keys.routes
 import craftdesk.members.routes
 import craftdesk.metering.routes
@@ -18,6 +21,7 @@ from craftdesk.auth.gate import KeyGate
 from craftdesk.config import Settings
 from craftdesk.db import create_engine, make_sessionmaker
 from craftdesk.errors import DatabaseUnavailable, install_error_handlers
+from craftdesk.logs import logging_config
 from craftdesk.middleware import RequestContextMiddleware
 
 logger = logging.getLogger("craftdesk")
@@ -34,6 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        logging.config.dictConfig(logging_config(settings.log_level))
         engine = create_engine(settings.database_url, timeout=settings.db_timeout_seconds)
         gate = KeyGate(engine, settings)
         app.state.engine = engine
@@ -79,6 +84,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         craftdesk.auth.sessions.router,
         craftdesk.keys.routes.router,
         craftdesk.metering.routes.router,
+        craftdesk.audit.routes.router,
+        craftdesk.dashboard.routes.router,
     ):
         app.include_router(router)
 

@@ -15,6 +15,8 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
+from craftdesk.audit.service import CLI, Target, record
+from craftdesk.auth.tokens import display_prefix
 from craftdesk.config import Settings
 from craftdesk.db import create_engine, make_sessionmaker
 from craftdesk.errors import ProblemError
@@ -122,13 +124,21 @@ def cmd_key_create(args: argparse.Namespace, settings: Settings) -> str | None:
         )
         if user_id is None:
             raise CommandError(f"{args.email} is not a member of {args.slug}")
-        _, issued = await issue_key(
+        key, issued = await issue_key(
             session,
             pepper=settings.pepper,
             workspace_id=workspace.id,
             created_by_id=user_id,
             name=args.name,
             scope=args.scope,
+        )
+        record(
+            session,
+            workspace_id=workspace.id,
+            action="key.created",
+            actor=CLI,
+            target=Target("api_key", key.id, args.name),
+            details={"prefix": display_prefix(key.public_id), "scope": args.scope},
         )
         return issued.key
 

@@ -12,8 +12,9 @@
     ├── TooManyAttempts     429        too_many_attempts (Retry-After)
     └── DatabaseUnavailable 503        database_unavailable
 
-Request validation errors become 422 ``validation_error``; Starlette's own HTTP errors
-(404 route, 405 method, 413 body) keep their status with a matching code.
+Request validation errors, and bodies that are not even UTF-8, become 422
+``validation_error``; Starlette's own HTTP errors (404 route, 405 method with an ``Allow``
+header naming every method of the path, 413 body) keep their status with a matching code.
 """
 
 import logging
@@ -26,6 +27,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 logger = logging.getLogger("craftdesk.errors")
 
@@ -163,6 +165,25 @@ def _describe_validation(exc: RequestValidationError) -> str:
     return "Fix the request and retry. " + "; ".join(parts)
 
 
+_METHODS = ("DELETE", "GET", "PATCH", "POST", "PUT")
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method served at the request's path. Starlette's own ``Allow`` names only the
+    first matching route's, while FastAPI makes one route per method."""
+    routes = request.app.router.routes
+    methods = {
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    }
+    if "GET" in methods:
+        methods.add("HEAD")  # served by the middleware as a GET without the body
+    return ", ".join(sorted(methods))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ProblemError)
     async def _problem(request: Request, exc: ProblemError) -> JSONResponse:
@@ -174,11 +195,21 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:
+            # FastAPI's one 400 here: a body it cannot even decode (not UTF-8). That is an
+            # invalid body like any other, so it gets the same 422 as malformed JSON.
+            return problem_response(
+                422, "validation_error", "Fix the request and retry. body: send UTF-8 JSON."
+            )
         code = _STARLETTE_CODES.get(exc.status_code, "http_error")
         detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+        headers = dict(exc.headers or {})
         if exc.status_code == 404:
             detail = "No such route. See /v1/docs for the API reference."
-        return problem_response(exc.status_code, code, detail, dict(exc.headers or {}))
+        if exc.status_code == 405:
+            headers["Allow"] = _allowed_methods(request)
+            detail = f"This path does not take that method. Use one of: {headers['Allow']}."
+        return problem_response(exc.status_code, code, detail, headers)
 
     @app.exception_handler(DBAPIError)
     @app.exception_handler(OSError)

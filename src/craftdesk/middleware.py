@@ -1,5 +1,5 @@
 """One pure-ASGI middleware for what every response needs: a request id, the body size
-limit, security headers, and the quota headers of key-authenticated requests."""
+limit, security headers, the quota headers of key-authenticated requests, and HEAD."""
 
 import logging
 import re
@@ -39,9 +39,17 @@ class RequestContextMiddleware:
         current_request_id.set(request_id)
         started = time.perf_counter()
         status = 500
+        method = scope["method"]
+        head = method == "HEAD"
+        if head:
+            # HEAD is GET without the body (RFC 9110): every GET route answers it, metered and
+            # permission-checked as the GET it is.
+            scope = {**scope, "method": "GET"}
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status
+            if head and message["type"] == "http.response.body":
+                message = {**message, "body": b""}
             if message["type"] == "http.response.start":
                 status = message["status"]
                 extra = [(b"x-request-id", request_id.encode()), *_SECURITY_HEADERS]
@@ -78,11 +86,18 @@ class RequestContextMiddleware:
         finally:
             if access_log.isEnabledFor(logging.INFO):
                 access_log.info(
-                    "%s %s %s", scope["method"], scope["path"], status,
-                    extra={"fields": {
-                        "method": scope["method"], "path": scope["path"], "status": status,
-                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                    }},
+                    "%s %s %s",
+                    method,
+                    scope["path"],
+                    status,
+                    extra={
+                        "fields": {
+                            "method": method,
+                            "path": scope["path"],
+                            "status": status,
+                            "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                        }
+                    },
                 )
 
     @property

@@ -1,5 +1,6 @@
 """Every table, imported in one place for Alembic and the drift test."""
 
+from craftdesk.audit.models import AuditEvent
 from craftdesk.auth.models import DashboardSession, LoginThrottle
 from craftdesk.db import Base
 from craftdesk.keys.models import ApiKey
@@ -8,6 +9,17 @@ from craftdesk.projects.models import Project, Task
 from craftdesk.workspaces.models import Membership, User, Workspace
 
 __all__ = [
-    "ApiKey", "Base", "DashboardSession", "KeyDailyUsage", "KeyUsage", "LoginThrottle",
-    "Membership", "Project", "Task", "User", "Workspace", "WorkspaceUsage",
+    "ApiKey",
+    "AuditEvent",
+    "Base",
+    "DashboardSession",
+    "KeyDailyUsage",
+    "KeyUsage",
+    "LoginThrottle",
+    "Membership",
+    "Project",
+    "Task",
+    "User",
+    "Workspace",
+    "WorkspaceUsage",
 ]

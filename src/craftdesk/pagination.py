@@ -8,6 +8,8 @@ from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
+from craftdesk.schemas import MAX_ID
+
 T = TypeVar("T")
 
 
@@ -42,7 +44,12 @@ async def paginate(
     """One page of ``stmt`` ordered by ``id_column``, and the cursor of the next page."""
     if params.cursor is not None:
         after = int(params.cursor)
-        stmt = stmt.where(id_column < after if newest_first else id_column > after)
+        # Ids are 32-bit: a cursor past the largest is past every row, and must not reach
+        # PostgreSQL as an out-of-range integer.
+        if after <= MAX_ID:
+            stmt = stmt.where(id_column < after if newest_first else id_column > after)
+        elif not newest_first:
+            return [], None
     stmt = stmt.order_by(id_column.desc() if newest_first else id_column).limit(params.limit + 1)
     rows = list((await session.execute(stmt)).all())
     has_more = len(rows) > params.limit

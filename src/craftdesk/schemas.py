@@ -5,9 +5,17 @@ from typing import Annotated
 from fastapi import Path
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Text = Annotated[str, StringConstraints(max_length=10_000)]
+# PostgreSQL stores no NUL character in text: refuse it up front (422) on every backend,
+# rather than let the database fail the insert.
+NO_NUL = r"^[^\x00]*$"
+
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=NO_NUL)
+]
+Title = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=NO_NUL)
+]
+Text = Annotated[str, StringConstraints(max_length=10_000, pattern=NO_NUL)]
 
 
 class Body(BaseModel):
@@ -15,5 +23,7 @@ class Body(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+
 # Integer primary keys are 32-bit on PostgreSQL: a larger id is a 422, not a database error.
-Id = Annotated[int, Path(ge=1, le=2**31 - 1)]
+MAX_ID = 2**31 - 1
+Id = Annotated[int, Path(ge=1, le=MAX_ID)]

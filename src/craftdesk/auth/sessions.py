@@ -14,17 +14,19 @@ from typing import Annotated
 
 import anyio
 from fastapi import APIRouter, Depends, Request, Response
+from fastapi.security import APIKeyCookie
 from pydantic import BaseModel, Field
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from craftdesk.audit.service import Actor, Target, record
 from craftdesk.auth.bearer import bearer_token
 from craftdesk.auth.models import DashboardSession, LoginThrottle
 from craftdesk.auth.passwords import verify_password
 from craftdesk.config import Settings
 from craftdesk.db import Session, utcnow
 from craftdesk.errors import SESSION_ROUTE_ERRORS, Forbidden, TooManyAttempts, Unauthorized
-from craftdesk.schemas import Body
+from craftdesk.schemas import NO_NUL, Body
 from craftdesk.workspaces.models import Membership, User, Workspace
 
 COOKIE = "craftdesk_session"
@@ -57,8 +59,8 @@ class SignedIn:
 
 
 class SignInBody(Body):
-    workspace: str = Field(min_length=1, max_length=63)
-    email: str = Field(min_length=3, max_length=254)
+    workspace: str = Field(min_length=1, max_length=63, pattern=NO_NUL)
+    email: str = Field(min_length=3, max_length=254, pattern=NO_NUL)
     password: str = Field(min_length=1, max_length=1024)
 
 
@@ -90,14 +92,24 @@ def _not_signed_in() -> Unauthorized:
     )
 
 
-async def signed_in(request: Request, session: Session) -> SignedIn:
+session_cookie = APIKeyCookie(
+    name=COOKIE,
+    scheme_name="DashboardSession",
+    description="The dashboard's session cookie, set by POST /v1/sessions. Unsafe requests "
+    "also send the session's CSRF token in the X-CSRF-Token header.",
+    auto_error=False,
+)
+
+
+async def signed_in(
+    request: Request, session: Session, token: Annotated[str | None, Depends(session_cookie)]
+) -> SignedIn:
     if bearer_token(request) is not None:
         raise Forbidden(
             "Key management needs a signed-in dashboard session, not an API key. "
             "Use the dashboard or sign in with POST /v1/sessions.",
             code="session_required",
         )
-    token = request.cookies.get(COOKIE)
     if not token or len(token) > 128:
         raise _not_signed_in()
     row = (
@@ -117,7 +129,9 @@ async def signed_in(request: Request, session: Session) -> SignedIn:
         raise _not_signed_in()
     dashboard_session, email, membership, workspace = row
     if request.method not in SAFE_METHODS and not hmac.compare_digest(
-        request.headers.get(CSRF_HEADER, ""), dashboard_session.csrf_token
+        # As bytes: compare_digest refuses str with non-ASCII characters (a TypeError, a 500).
+        request.headers.get(CSRF_HEADER, "").encode(),
+        dashboard_session.csrf_token.encode(),
     ):
         raise Forbidden(
             "Send the session's CSRF token in the X-CSRF-Token header.", code="csrf_failed"
@@ -174,6 +188,29 @@ async def _record_failure(
     await session.commit()
 
 
+async def _audit_failed_sign_in(
+    session: AsyncSession,
+    request: Request,
+    body: SignInBody,
+    email: str,
+    user_id: int | None,
+    reason: str,
+) -> None:
+    """Recorded in the workspace named, whether or not the email belongs to it (the same
+    lookup either way, so the time taken tells nothing); committed with the throttle."""
+    workspace_id = await session.scalar(
+        select(Workspace.id).where(Workspace.slug == body.workspace)
+    )
+    record(
+        session,
+        workspace_id=workspace_id,
+        action="session.sign_in_failed",
+        actor=Actor.anonymous(request),
+        target=Target("account", user_id, email),
+        details={"reason": reason, "workspace": body.workspace},
+    )
+
+
 @router.post("", status_code=201, summary="Sign in to the dashboard")
 async def sign_in(
     body: SignInBody, request: Request, response: Response, session: Session
@@ -182,7 +219,12 @@ async def sign_in(
     now = utcnow()
     email = body.email.strip().lower()
     account = f"{body.workspace}:{email}"
-    await _check_throttle(session, account, now)
+    try:
+        await _check_throttle(session, account, now)
+    except TooManyAttempts:
+        await _audit_failed_sign_in(session, request, body, email, None, "too_many_attempts")
+        await session.commit()
+        raise
     row = (
         await session.execute(
             select(User, Membership, Workspace)
@@ -193,6 +235,8 @@ async def sign_in(
     ).first()
     password_hash = row[0].password_hash if row is not None else None
     if not await anyio.to_thread.run_sync(verify_password, body.password, password_hash):
+        user_id = row[0].id if row is not None else None
+        await _audit_failed_sign_in(session, request, body, email, user_id, "invalid_login")
         await _record_failure(session, account, now, settings)
         raise Unauthorized(
             "invalid_login",
@@ -211,6 +255,14 @@ async def sign_in(
         expires_at=now + dt.timedelta(seconds=settings.session_ttl_seconds),
     )
     session.add(dashboard_session)
+    record(
+        session,
+        workspace_id=workspace.id,
+        action="session.signed_in",
+        actor=Actor.user(request, user.id, user.email),
+        target=Target("account", user.id, user.email),
+        details={"role": membership.role},
+    )
     await session.commit()
     response.set_cookie(
         COOKIE,

@@ -64,7 +64,7 @@ def parse_key(key: str) -> str:
     """The key's public id, or ``MalformedKey`` if the prefix, shape or checksum is wrong."""
     match = _KEY_SHAPE.fullmatch(key[:-CHECKSUM_LENGTH]) if len(key) <= MAX_KEY_LENGTH else None
     if match is None or not hmac.compare_digest(
-        key[-CHECKSUM_LENGTH:], checksum(key[:-CHECKSUM_LENGTH])
+        key[-CHECKSUM_LENGTH:].encode(), checksum(key[:-CHECKSUM_LENGTH]).encode()
     ):
         raise MalformedKey("not a CraftDesk API key")
     return match.group(1)

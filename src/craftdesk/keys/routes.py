@@ -1,13 +1,14 @@
 """Key management for the dashboard (signed-in session): Settings → Integrations → API Keys."""
 
 import datetime as dt
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from craftdesk.audit.service import Action, Actor, Target, record
 from craftdesk.auth.permissions import RESOURCES, scope_access
 from craftdesk.auth.sessions import CurrentUser, SignedIn
 from craftdesk.auth.tokens import display_prefix
@@ -180,6 +181,24 @@ def _no_store(response: Response) -> None:
     response.headers["Cache-Control"] = "no-store"
 
 
+def _audit(
+    session: AsyncSession,
+    request: Request,
+    user: SignedIn,
+    action: Action,
+    key: ApiKey,
+    details: dict[str, Any],
+) -> None:
+    record(
+        session,
+        workspace_id=user.workspace_id,
+        action=action,
+        actor=Actor.user(request, user.user_id, user.email),
+        target=Target("api_key", key.id, key.name),
+        details={"prefix": display_prefix(key.public_id), **details},
+    )
+
+
 @router.post("", status_code=201, summary="Generate a new key (shown once)")
 async def create_key(
     body: KeyCreate, user: CurrentUser, session: Session, request: Request, response: Response
@@ -211,6 +230,7 @@ async def create_key(
         project_ids=sorted(set(body.project_ids)) if body.project_ids else None,
         expires_at=body.expires_at,
     )
+    _audit(session, request, user, "key.created", key, {"scope": key.scope})
     await session.commit()
     _no_store(response)
     return KeyCreated(**_key_out(key, user.email, 0).model_dump(), key=issued.key)
@@ -233,11 +253,15 @@ async def get_key(key_id: Id, user: CurrentUser, session: Session) -> KeyOut:
 
 
 @router.patch("/{key_id}", summary="Rename an API key")
-async def rename_key(key_id: Id, body: KeyRename, user: CurrentUser, session: Session) -> KeyOut:
+async def rename_key(
+    key_id: Id, body: KeyRename, user: CurrentUser, session: Session, request: Request
+) -> KeyOut:
     await _visible_key(session, user, key_id)
     key = await session.get_one(ApiKey, key_id)
-    key.name = body.name
-    await session.commit()
+    if key.name != body.name:
+        _audit(session, request, user, "key.renamed", key, {"from": key.name, "to": body.name})
+        key.name = body.name
+        await session.commit()
     return await _visible_key(session, user, key_id)
 
 
@@ -256,11 +280,12 @@ async def key_usage(key_id: Id, user: CurrentUser, session: Session) -> KeyUsage
 
 
 @router.delete("/{key_id}", summary="Revoke an API key (at once, everywhere)")
-async def revoke_key(key_id: Id, user: CurrentUser, session: Session) -> KeyOut:
+async def revoke_key(key_id: Id, user: CurrentUser, session: Session, request: Request) -> KeyOut:
     await _visible_key(session, user, key_id)
     key = await session.get_one(ApiKey, key_id)
     if key.revoked_at is None:
         key.revoked_at = utcnow()
+        _audit(session, request, user, "key.revoked", key, {})
         await session.commit()
     return await _visible_key(session, user, key_id)
 
@@ -295,6 +320,12 @@ async def rotate_key(
     grace_end = now + dt.timedelta(seconds=body.expire_old_after_seconds)
     if old.expires_at is None or old.expires_at > grace_end:
         old.expires_at = grace_end
+    successor = {
+        "new_key_id": key.id,
+        "new_prefix": display_prefix(key.public_id),
+        "old_key_expires_at": old.expires_at.isoformat(),
+    }
+    _audit(session, request, user, "key.rotated", old, successor)
     await session.commit()
     _no_store(response)
     return KeyCreated(**_key_out(key, old_out.created_by.email, 0).model_dump(), key=issued.key)

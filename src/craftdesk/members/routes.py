@@ -1,11 +1,12 @@
 import datetime as dt
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from craftdesk.audit.service import Actor, Target, record
 from craftdesk.auth.bearer import require_permission
 from craftdesk.auth.principal import Principal
 from craftdesk.db import Session
@@ -65,6 +66,11 @@ def _require_owner_for_owners(principal: Principal, *roles: str) -> None:
         )
 
 
+async def _actor(session: AsyncSession, principal: Principal, request: Request) -> Actor:
+    email = await session.scalar(select(User.email).where(User.id == principal.user_id))
+    return Actor.api_key(request, principal.key_id, principal.user_id, email)
+
+
 async def _keep_an_owner(session: AsyncSession, membership: Membership) -> None:
     if membership.role != "owner":
         return
@@ -109,14 +115,24 @@ async def update_member(
     member_id: Id,
     body: MemberUpdate,
     session: Session,
+    request: Request,
     principal: Annotated[Principal, require_permission("members", "write")],
 ) -> MemberOut:
     membership, email = await _member(session, principal, member_id)
     _require_owner_for_owners(principal, membership.role, body.role)
     if body.role != "owner":
         await _keep_an_owner(session, membership)
-    membership.role = body.role
-    await session.commit()
+    if membership.role != body.role:
+        record(
+            session,
+            workspace_id=membership.workspace_id,
+            action="member.role_changed",
+            actor=await _actor(session, principal, request),
+            target=Target("member", membership.id, email),
+            details={"from": membership.role, "to": body.role},
+        )
+        membership.role = body.role
+        await session.commit()
     return _member_out(membership, email)
 
 
@@ -124,11 +140,23 @@ async def update_member(
 async def delete_member(
     member_id: Id,
     session: Session,
+    request: Request,
     principal: Annotated[Principal, require_permission("members", "delete")],
 ) -> Response:
-    membership, _ = await _member(session, principal, member_id)
+    membership, email = await _member(session, principal, member_id)
     _require_owner_for_owners(principal, membership.role)
     await _keep_an_owner(session, membership)
-    await remove_member(session, membership)
+    actor = await _actor(session, principal, request)
+    target = Target("member", membership.id, email)
+    workspace_id, role = membership.workspace_id, membership.role
+    keys_revoked = await remove_member(session, membership)
+    record(
+        session,
+        workspace_id=workspace_id,
+        action="member.removed",
+        actor=actor,
+        target=target,
+        details={"role": role, "keys_revoked": keys_revoked},
+    )
     await session.commit()
     return Response(status_code=204)

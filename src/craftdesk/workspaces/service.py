@@ -6,6 +6,7 @@ import secrets
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from craftdesk.audit.service import CLI, Actor, Target, record
 from craftdesk.auth.models import DashboardSession
 from craftdesk.auth.passwords import hash_password
 from craftdesk.db import utcnow
@@ -35,7 +36,13 @@ async def create_workspace(
 
 
 async def add_member(
-    session: AsyncSession, workspace: Workspace, *, email: str, password: str, role: str
+    session: AsyncSession,
+    workspace: Workspace,
+    *,
+    email: str,
+    password: str,
+    role: str,
+    actor: Actor = CLI,
 ) -> Membership:
     """Add a user (created if new; an existing user keeps their password) to the workspace."""
     email = email.strip().lower()
@@ -54,12 +61,21 @@ async def add_member(
     membership = Membership(workspace_id=workspace.id, user_id=user.id, role=role)
     session.add(membership)
     await session.flush()
+    record(
+        session,
+        workspace_id=workspace.id,
+        action="member.added",
+        actor=actor,
+        target=Target("member", membership.id, email),
+        details={"role": role},
+    )
     return membership
 
 
-async def remove_member(session: AsyncSession, membership: Membership) -> None:
-    """Remove the membership, revoke every key its user made here, and end their sessions."""
-    await session.execute(
+async def remove_member(session: AsyncSession, membership: Membership) -> int:
+    """Remove the membership, revoke every key its user made here, and end their sessions.
+    Returns how many keys were revoked."""
+    revoked = await session.execute(
         update(ApiKey)
         .where(
             ApiKey.workspace_id == membership.workspace_id,
@@ -75,6 +91,7 @@ async def remove_member(session: AsyncSession, membership: Membership) -> None:
         )
     )
     await session.delete(membership)
+    return revoked.rowcount  # type: ignore[attr-defined, no-any-return]
 
 
 async def get_workspace(session: AsyncSession, slug: str) -> Workspace | None:

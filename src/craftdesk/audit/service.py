@@ -1,0 +1,94 @@
+"""Recording audit events, always in the caller's transaction: the event commits (or rolls
+back) with the change it describes.
+
+Only what is listed here goes in: ids, emails, names, roles, key prefixes, a reason. Never a
+key, a password or the pepper.
+"""
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from fastapi import Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from craftdesk.audit.models import AuditEvent
+
+Action = Literal[
+    "key.created",
+    "key.renamed",
+    "key.rotated",
+    "key.revoked",
+    "member.added",
+    "member.role_changed",
+    "member.removed",
+    "session.signed_in",
+    "session.sign_in_failed",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who acted: a signed-in ``user``, an ``api_key`` (with its creator), the ``cli``, or an
+    ``anonymous`` client (a failed sign-in), and from which address."""
+
+    type: Literal["user", "api_key", "cli", "anonymous"]
+    user_id: int | None = None
+    email: str | None = None
+    key_id: int | None = None
+    ip: str | None = None
+
+    @classmethod
+    def user(cls, request: Request, user_id: int, email: str) -> "Actor":
+        return cls("user", user_id=user_id, email=email, ip=client_ip(request))
+
+    @classmethod
+    def api_key(cls, request: Request, key_id: int, user_id: int, email: str | None) -> "Actor":
+        return cls("api_key", user_id=user_id, email=email, key_id=key_id, ip=client_ip(request))
+
+    @classmethod
+    def anonymous(cls, request: Request) -> "Actor":
+        return cls("anonymous", ip=client_ip(request))
+
+
+CLI = Actor("cli")
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What was acted on: an ``api_key`` (labelled with its name), a ``member`` or a sign-in
+    ``account`` (labelled with the email)."""
+
+    type: Literal["api_key", "member", "account"]
+    id: int | None
+    label: str | None
+
+
+def client_ip(request: Request) -> str | None:
+    """The client's address (behind a proxy, the one uvicorn's proxy headers resolved)."""
+    return request.client.host if request.client is not None else None
+
+
+def record(
+    session: AsyncSession,
+    *,
+    workspace_id: int | None,
+    action: Action,
+    actor: Actor,
+    target: Target,
+    details: dict[str, Any] | None = None,
+) -> None:
+    session.add(
+        AuditEvent(
+            workspace_id=workspace_id,
+            action=action,
+            actor_type=actor.type,
+            actor_user_id=actor.user_id,
+            actor_email=actor.email,
+            actor_key_id=actor.key_id,
+            target_type=target.type,
+            target_id=target.id,
+            target_label=target.label,
+            details=details,
+            client_ip=actor.ip,
+        )
+    )

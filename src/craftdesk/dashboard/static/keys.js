@@ -1,0 +1,493 @@
+// Settings → Integrations → API Keys: the keys table and its actions (generate, rename,
+// rotate, revoke), and the dialog that shows a new key once.
+
+import { api, listAll } from './api.js';
+import { byId, el, say, show } from './dom.js';
+import { DAY_MS, formatDate, formatDateTime, formatNumber, planName, relativeTime } from './format.js';
+
+const SCOPE_LABELS = { full: 'Full Access', read_only: 'Read-Only', custom: 'Custom' };
+const RESOURCES = ['projects', 'tasks', 'members'];
+const EXPIRES_SOON_MS = 7 * DAY_MS;
+const ROTATE_AFTER_DAYS = 90;
+
+/** What the status column shows: the server's status, plus "expires soon" within 7 days. */
+export function keyStatus(key, now = Date.now()) {
+  if (key.status === 'revoked') return { id: 'revoked', label: 'Revoked' };
+  if (key.status === 'expired') return { id: 'expired', label: 'Expired' };
+  if (key.expires_at && Date.parse(key.expires_at) - now <= EXPIRES_SOON_MS) {
+    return { id: 'expires-soon', label: 'Expires soon' };
+  }
+  return { id: 'active', label: 'Active' };
+}
+
+const ageInDays = (key, now = Date.now()) => Math.floor((now - Date.parse(key.created_at)) / DAY_MS);
+const keyLabel = (key) => `${key.prefix}…${key.last_four}`;
+
+export class KeysPage {
+  /**
+   * app: {session(): the signed-in session, reloadAll(): Promise, notify(message),
+   *       fail(error, alertNode?), showChart(keyId)}
+   */
+  constructor(app) {
+    this.app = app;
+    this.keys = [];
+    this.projects = null;
+    this.pending = null; // the key the rotate or revoke dialog is about
+    this.revealedFor = null; // the id of the key whose secret the reveal dialog shows
+
+    this.generateDialog = byId('generate-dialog');
+    this.revealDialog = byId('reveal-dialog');
+    this.revokeDialog = byId('revoke-dialog');
+    this.rotateDialog = byId('rotate-dialog');
+
+    for (const dialog of [this.generateDialog, this.revokeDialog, this.rotateDialog]) {
+      for (const button of dialog.querySelectorAll('[data-close]')) {
+        button.addEventListener('click', () => dialog.close());
+      }
+    }
+    byId('generate-open').addEventListener('click', () => this.openGenerate());
+    byId('generate-form').addEventListener('submit', (event) => this.submitGenerate(event));
+    byId('generate-form').addEventListener('change', () => this.syncGenerateForm());
+    byId('revoke-form').addEventListener('submit', (event) => this.submitRevoke(event));
+    byId('rotate-form').addEventListener('submit', (event) => this.submitRotate(event));
+    // The key leaves the page as the dialog is dismissed (Done or Escape), not a task later.
+    byId('reveal-done').addEventListener('click', () => {
+      this.forgetRevealedKey();
+      this.revealDialog.close();
+    });
+    this.revealDialog.addEventListener('cancel', () => this.forgetRevealedKey());
+    this.revealDialog.addEventListener('close', () => {
+      this.forgetRevealedKey();
+      this.focusAction(this.revealedFor, 'rename');
+      this.revealedFor = null;
+    });
+  }
+
+  // ---- the table -------------------------------------------------------------------
+
+  async load() {
+    this.keys = await listAll('/v1/api-keys');
+    if (this.projects === null && this.keys.some((key) => key.project_ids?.length)) {
+      this.projects = await listAll('/v1/dashboard/projects');
+    }
+    this.render();
+    return this.keys;
+  }
+
+  clear() {
+    this.keys = [];
+    this.projects = null;
+    byId('keys-body').replaceChildren();
+    for (const dialog of [this.generateDialog, this.revokeDialog, this.rotateDialog, this.revealDialog]) {
+      if (dialog.open) dialog.close();
+    }
+  }
+
+  get managesWorkspace() {
+    return ['owner', 'admin'].includes(this.app.session().role);
+  }
+
+  render() {
+    const manager = this.managesWorkspace;
+    byId('keys-table').classList.toggle('hide-creator', !manager);
+    byId('keys-visibility').textContent = manager
+      ? 'As an owner or admin, you see every key of this workspace and who created it.'
+      : 'You see the keys you created.';
+    // Re-rendering replaces the rows: keep the keyboard focus on the same key's same button.
+    const focused = document.activeElement?.closest('#keys-body [data-action]');
+    const [keyId, action] = [focused?.closest('tr')?.dataset.keyId, focused?.dataset.action];
+    byId('keys-body').replaceChildren(...this.keys.map((key) => this.row(key)));
+    if (focused) this.focusAction(keyId, action);
+    show(byId('keys-empty'), this.keys.length === 0);
+    show(byId('keys-table'), this.keys.length > 0);
+  }
+
+  row(key) {
+    const status = keyStatus(key);
+    const age = ageInDays(key);
+    const needsRotation = age > ROTATE_AFTER_DAYS && status.id !== 'revoked' && status.id !== 'expired';
+
+    const created = el('td', { class: 'cell-created' },
+      el('time', { datetime: key.created_at, title: formatDateTime(key.created_at) }, formatDate(key.created_at)));
+    if (needsRotation) {
+      created.append(
+        el('span', { class: 'cell-note' }, `${age} days old`),
+        el('span', {
+          class: 'badge badge-age',
+          title: `Regenerate keys every ${ROTATE_AFTER_DAYS} days: rotate this one.`,
+        }, 'Rotate regularly'),
+      );
+    }
+
+    const lastUsed = key.last_used_at
+      ? el('time', { datetime: key.last_used_at, title: formatDateTime(key.last_used_at) }, relativeTime(key.last_used_at))
+      : el('span', { class: 'muted' }, 'never');
+
+    const statusCell = el('td', { class: 'cell-status' },
+      el('span', { class: `badge badge-${status.id}` }, status.label));
+    if (key.status === 'revoked' && key.revoked_at) {
+      statusCell.append(el('span', { class: 'cell-note' }, `on ${formatDate(key.revoked_at)}`));
+    } else if (key.expires_at) {
+      const past = Date.parse(key.expires_at) <= Date.now();
+      statusCell.append(el('span', { class: 'cell-note', title: formatDateTime(key.expires_at) },
+        `${past ? 'expired' : 'expires'} ${relativeTime(key.expires_at)}`));
+    }
+
+    return el('tr', { dataset: { keyId: key.id }, class: `status-${status.id}` },
+      el('td', { class: 'cell-name' }, this.nameCell(key)),
+      el('td', { class: 'cell-scope' }, this.scopeCell(key)),
+      el('td', { class: 'col-creator' }, breakableEmail(key.created_by.email)),
+      created,
+      el('td', { class: 'cell-last-used' }, lastUsed),
+      el('td', { class: 'num cell-requests' }, this.requestsCell(key)),
+      statusCell,
+      el('td', { class: 'cell-actions' }, this.actions(key, status)),
+    );
+  }
+
+  scopeCell(key) {
+    const parts = [el('span', { class: `scope scope-${key.scope}` }, SCOPE_LABELS[key.scope] ?? key.scope)];
+    if (key.scope === 'custom') {
+      const access = RESOURCES.map((r) => `${r} ${key.permissions[r]}`).join(' · ');
+      parts.push(el('span', { class: 'cell-note' }, access));
+      if (key.project_ids?.length) {
+        const names = key.project_ids.map((id) => this.projectName(id));
+        parts.push(el('span', { class: 'cell-note' }, `only ${names.join(', ')}`));
+      }
+    }
+    return parts;
+  }
+
+  /** The name (with its rename button), and the key as shown: prefix and last 4 characters. */
+  nameCell(key) {
+    const rename = iconButton(`Rename ${key.name}`, 'Rename', 'rename', PENCIL);
+    rename.addEventListener('click', () => this.startRename(key));
+    return [
+      el('span', { class: 'name-line' }, el('span', { class: 'key-name' }, key.name), rename),
+      el('code', { class: 'key-prefix', title: 'The key’s prefix and last 4 characters' }, keyLabel(key)),
+    ];
+  }
+
+  requestsCell(key) {
+    const chart = iconButton(`Usage chart of ${key.name}`, 'Show the usage chart', 'usage', BARS);
+    chart.addEventListener('click', () => this.app.showChart(key.id));
+    return el('span', { class: 'requests' }, el('span', {}, formatNumber(key.requests_this_period)), chart);
+  }
+
+  projectName(id) {
+    return this.projects?.find((p) => p.id === id)?.name ?? `project ${id}`;
+  }
+
+  actions(key, status) {
+    const button = (label, action, handler, extraClass = '') => {
+      const node = el('button', {
+        type: 'button',
+        class: `btn btn-small ${extraClass}`,
+        'aria-label': `${label} ${key.name}`,
+        dataset: { action },
+      }, label);
+      node.addEventListener('click', () => handler(node));
+      return node;
+    };
+    const buttons = [];
+    if (status.id === 'active' || status.id === 'expires-soon') {
+      buttons.push(button('Rotate', 'rotate', () => this.openRotate(key)));
+    }
+    if (status.id !== 'revoked') {
+      buttons.push(button('Revoke', 'revoke', () => this.openRevoke(key), 'btn-danger-quiet'));
+    }
+    return el('div', { class: 'actions' }, buttons);
+  }
+
+  rowOf(keyId) {
+    return byId('keys-body').querySelector(`tr[data-key-id="${Number(keyId)}"]`);
+  }
+
+  focusAction(keyId, action) {
+    const target = this.rowOf(keyId)?.querySelector(`[data-action="${action}"]`);
+    (target ?? byId('generate-open')).focus();
+  }
+
+  // ---- rename, inline ------------------------------------------------------------------
+
+  startRename(key) {
+    const cell = this.rowOf(key.id).querySelector('.cell-name');
+    const inputId = `rename-${key.id}`;
+    const input = el('input', {
+      id: inputId, type: 'text', required: true, maxlength: 100, autocomplete: 'off', value: key.name,
+    });
+    const error = el('p', { class: 'form-error', role: 'alert', hidden: true });
+    const cancel = el('button', { type: 'button', class: 'btn btn-small' }, 'Cancel');
+    const form = el('form', { class: 'rename-form' },
+      el('label', { for: inputId, class: 'visually-hidden' }, `New name for ${key.name}`),
+      input,
+      el('div', { class: 'rename-buttons' },
+        el('button', { type: 'submit', class: 'btn btn-small btn-primary' }, 'Save'),
+        cancel),
+      error,
+    );
+    const stop = () => {
+      cell.replaceChildren(...this.nameCell(key));
+      this.focusAction(key.id, 'rename');
+    };
+    cancel.addEventListener('click', stop);
+    input.addEventListener('keydown', (event) => {
+      if (event.key === 'Escape') {
+        event.preventDefault();
+        stop();
+      }
+    });
+    form.addEventListener('submit', async (event) => {
+      event.preventDefault();
+      const name = input.value.trim();
+      if (!name) return;
+      try {
+        await api('PATCH', `/v1/api-keys/${key.id}`, { name });
+      } catch (err) {
+        this.app.fail(err, error);
+        return;
+      }
+      await this.app.reloadAll();
+      this.app.notify(`Key renamed to “${name}”.`);
+      this.focusAction(key.id, 'rename');
+    });
+    cell.replaceChildren(form);
+    input.focus();
+    input.select();
+  }
+
+  // ---- generate ------------------------------------------------------------------------
+
+  async openGenerate() {
+    const form = byId('generate-form');
+    form.reset();
+    say(byId('generate-error'), '');
+    const session = this.app.session();
+    const business = session.workspace.plan === 'business';
+    const custom = byId('scope-custom');
+    custom.disabled = !business;
+    byId('scope-custom-choice').classList.toggle('is-disabled', !business);
+    byId('scope-custom-hint').textContent = business
+      ? 'Restrict the key to resource types and projects.'
+      : `Available on the Business plan only. This workspace is on the ${planName(session.workspace.plan)} plan.`;
+    byId('key-expiry-date').min = isoDate(Date.now() + DAY_MS);
+    this.syncGenerateForm();
+    this.generateDialog.showModal();
+    byId('key-name').focus();
+    if (business) await this.loadProjects();
+  }
+
+  /** The project picker, read afresh each time the dialog opens. */
+  async loadProjects() {
+    const list = byId('project-list');
+    list.replaceChildren(el('p', { class: 'hint' }, 'Loading projects…'));
+    try {
+      this.projects = await listAll('/v1/dashboard/projects');
+    } catch (err) {
+      this.app.fail(err, byId('generate-error'));
+      return;
+    }
+    list.replaceChildren(...(this.projects.length
+      ? this.projects.map((project) => el('label', { class: 'choice choice-compact' },
+        el('input', { type: 'checkbox', name: 'project', value: project.id }),
+        el('span', {}, project.name)))
+      : [el('p', { class: 'hint' }, 'This workspace has no projects yet.')]));
+    this.syncGenerateForm();
+  }
+
+  syncGenerateForm() {
+    const form = byId('generate-form');
+    const custom = form.elements.scope.value === 'custom';
+    show(byId('custom-fields'), custom);
+    const some = form.elements['project-limit'].value === 'some';
+    for (const box of byId('project-list').querySelectorAll('input[type=checkbox]')) box.disabled = !some;
+    const onDate = byId('key-expiry').value === 'date';
+    show(byId('expiry-date-field'), onDate);
+    byId('key-expiry-date').required = onDate;
+  }
+
+  generateBody() {
+    const form = byId('generate-form');
+    const body = { name: byId('key-name').value.trim(), scope: form.elements.scope.value };
+    if (body.scope === 'custom') {
+      body.permissions = Object.fromEntries(RESOURCES.map((r) => [r, byId(`access-${r}`).value]));
+      if (RESOURCES.every((r) => body.permissions[r] === 'none')) {
+        throw new Error('Give the key read or write access to at least one resource type.');
+      }
+      if (form.elements['project-limit'].value === 'some') {
+        body.project_ids = [...byId('project-list').querySelectorAll('input:checked')].map((box) => Number(box.value));
+        if (!body.project_ids.length) throw new Error('Choose at least one project, or allow all projects.');
+      }
+    }
+    const expiry = byId('key-expiry').value;
+    if (expiry === 'date') {
+      const end = new Date(`${byId('key-expiry-date').value}T23:59:59`);
+      if (!(end > new Date())) throw new Error('Choose an expiry date in the future.');
+      body.expires_at = end.toISOString();
+    } else if (expiry) {
+      body.expires_at = new Date(Date.now() + Number(expiry) * DAY_MS).toISOString();
+    }
+    return body;
+  }
+
+  async submitGenerate(event) {
+    event.preventDefault();
+    const errorNode = byId('generate-error');
+    let body;
+    try {
+      body = this.generateBody();
+    } catch (err) {
+      say(errorNode, err.message);
+      return;
+    }
+    const submit = byId('generate-submit');
+    submit.disabled = true;
+    let created;
+    try {
+      created = await api('POST', '/v1/api-keys', body);
+    } catch (err) {
+      this.app.fail(err, errorNode);
+      return;
+    } finally {
+      submit.disabled = false;
+    }
+    this.generateDialog.close();
+    await this.app.reloadAll();
+    this.reveal(created.key, `“${created.name}” (${keyLabel(created)}) is ready to use.`, created.id);
+    delete created.key;
+  }
+
+  // ---- the new key, shown once -----------------------------------------------------------
+
+  reveal(secret, note, keyId) {
+    const slot = byId('reveal-slot');
+    const value = el('code', { id: 'new-key', class: 'secret-value' }, secret);
+    const copy = el('button', { type: 'button', class: 'btn', id: 'copy-key', 'aria-label': 'Copy API key' }, 'Copy');
+    const status = el('span', { id: 'copy-status', class: 'copy-status', role: 'status' });
+    copy.addEventListener('click', async () => {
+      const copied = await copyText(value);
+      status.textContent = copied ? 'Copied to the clipboard.' : 'Copy failed: select the key and copy it by hand.';
+      if (copied) copy.textContent = 'Copied';
+    });
+    slot.replaceChildren(
+      el('p', { class: 'secret-label', id: 'secret-label' }, 'API key'),
+      el('div', { class: 'secret', role: 'group', 'aria-labelledby': 'secret-label' }, value, copy),
+      status,
+    );
+    byId('reveal-note').textContent = note;
+    this.revealedFor = keyId;
+    this.revealDialog.showModal();
+    copy.focus();
+  }
+
+  /** On dismissal the key leaves the page for good: its nodes are removed, nothing kept. */
+  forgetRevealedKey() {
+    byId('reveal-slot').replaceChildren();
+    byId('reveal-note').textContent = '';
+  }
+
+  // ---- revoke ----------------------------------------------------------------------------
+
+  openRevoke(key) {
+    this.pending = key;
+    byId('revoke-title').textContent = `Revoke “${key.name}”?`;
+    byId('revoke-text').textContent = `${keyLabel(key)} stops working at once: integrations using it `
+      + 'will get 401 Unauthorized from their next request on. This cannot be undone.';
+    say(byId('revoke-error'), '');
+    this.revokeDialog.showModal();
+    byId('revoke-confirm').focus();
+  }
+
+  async submitRevoke(event) {
+    event.preventDefault();
+    const key = this.pending;
+    try {
+      await api('DELETE', `/v1/api-keys/${key.id}`);
+    } catch (err) {
+      this.app.fail(err, byId('revoke-error'));
+      return;
+    }
+    this.revokeDialog.close();
+    await this.app.reloadAll();
+    this.app.notify(`“${key.name}” was revoked. Requests with it now get 401 Unauthorized.`);
+    this.focusAction(key.id, 'rename');
+  }
+
+  // ---- rotate ----------------------------------------------------------------------------
+
+  openRotate(key) {
+    this.pending = key;
+    byId('rotate-title').textContent = `Rotate “${key.name}”`;
+    byId('rotate-grace').value = '86400';
+    say(byId('rotate-error'), '');
+    this.rotateDialog.showModal();
+    byId('rotate-grace').focus();
+  }
+
+  async submitRotate(event) {
+    event.preventDefault();
+    const old = this.pending;
+    const grace = Number(byId('rotate-grace').value);
+    let created;
+    try {
+      created = await api('POST', `/v1/api-keys/${old.id}/rotate`, { expire_old_after_seconds: grace });
+    } catch (err) {
+      this.app.fail(err, byId('rotate-error'));
+      return;
+    }
+    this.rotateDialog.close();
+    const until = grace === 0
+      ? `The old key ${keyLabel(old)} has stopped working.`
+      : `The old key ${keyLabel(old)} keeps working until ${formatDateTime(new Date(Date.now() + grace * 1000))}: `
+        + 'update your integrations before then.';
+    await this.app.reloadAll();
+    this.reveal(created.key, `“${created.name}” was rotated. ${until}`, created.id);
+    delete created.key;
+  }
+}
+
+/** An email that may wrap before its "@" in a narrow column. */
+function breakableEmail(email) {
+  const at = email.lastIndexOf('@');
+  if (at <= 0) return [email];
+  return [el('span', { class: 'nowrap' }, email.slice(0, at)), el('wbr'), el('span', { class: 'nowrap' }, email.slice(at))];
+}
+
+const PENCIL = 'M4 20h4L19 9a2.1 2.1 0 0 0-4-4L4 16z';
+const BARS = 'M5 20V11M12 20V5M19 20v-6';
+
+/** A small button showing an icon; `name` is what assistive technology announces. */
+function iconButton(name, tooltip, action, path) {
+  const SVG = 'http://www.w3.org/2000/svg';
+  const icon = document.createElementNS(SVG, 'svg');
+  icon.setAttribute('viewBox', '0 0 24 24');
+  icon.setAttribute('aria-hidden', 'true');
+  icon.setAttribute('class', 'icon');
+  const line = document.createElementNS(SVG, 'path');
+  line.setAttribute('d', path);
+  icon.append(line);
+  return el('button', { type: 'button', class: 'btn btn-icon', 'aria-label': name, title: tooltip, dataset: { action } }, icon);
+}
+
+function isoDate(ms) {
+  const d = new Date(ms);
+  return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}`;
+}
+
+async function copyText(node) {
+  const text = node.textContent;
+  try {
+    await navigator.clipboard.writeText(text);
+    return true;
+  } catch {
+    // Without the async clipboard (plain http on another host): select and copy.
+    const range = document.createRange();
+    range.selectNodeContents(node);
+    const selection = window.getSelection();
+    selection.removeAllRanges();
+    selection.addRange(range);
+    const copied = document.execCommand('copy');
+    selection.removeAllRanges();
+    return copied;
+  }
+}

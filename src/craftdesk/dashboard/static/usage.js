@@ -1,0 +1,91 @@
+// Usage: the workspace's plan, quota, used, remaining and reset date, and the per-day
+// requests chart of one key at a time.
+
+import { api } from './api.js';
+import { drawDailyChart } from './chart.js';
+import { byId, el } from './dom.js';
+import { formatDate, formatDateTime, formatNumber, formatUtcDay, planName, relativeTime } from './format.js';
+
+export class UsagePanel {
+  constructor(app) {
+    this.app = app;
+    this.keys = [];
+    this.selected = null;
+    this.drawing = 0;
+    byId('chart-key').addEventListener('change', (event) => this.select(Number(event.target.value)));
+  }
+
+  async load() {
+    const usage = await api('GET', '/v1/usage');
+    byId('usage-plan').textContent = planName(usage.plan);
+    byId('usage-quota').textContent = formatNumber(usage.quota);
+    byId('usage-used').textContent = formatNumber(usage.used);
+    byId('usage-remaining').textContent = formatNumber(usage.remaining);
+    const reset = byId('usage-reset');
+    reset.replaceChildren(
+      el('time', { datetime: usage.period_end, title: formatDateTime(usage.period_end) }, formatDate(usage.period_end)),
+      el('span', { class: 'stat-note' }, relativeTime(usage.period_end)),
+    );
+    byId('usage-period').textContent = `Billing period ${formatDate(usage.period_start)} – ${formatDate(usage.period_end)}`;
+    const share = usage.quota ? Math.min(1, usage.used / usage.quota) : 1;
+    const meter = byId('usage-meter');
+    meter.value = share;
+    meter.classList.toggle('is-high', share >= 0.8);
+    byId('usage-percent').textContent = `${(share * 100).toFixed(share < 0.1 && share > 0 ? 1 : 0)}%`;
+  }
+
+  /** The keys the chart can show; keeps the current choice, else the busiest key. */
+  async setKeys(keys) {
+    this.keys = keys;
+    const picker = byId('chart-key');
+    picker.replaceChildren(...keys.map((key) => el('option', { value: key.id },
+      `${key.name} (${key.prefix}…${key.last_four})${key.status === 'revoked' ? ' · revoked' : ''}`)));
+    picker.disabled = keys.length === 0;
+    if (!keys.length) {
+      this.selected = null;
+      byId('chart-canvas').replaceChildren(el('p', { class: 'empty' }, 'Generate a key to see its requests here.'));
+      byId('chart-caption').textContent = '';
+      byId('chart-table-body').replaceChildren();
+      return;
+    }
+    const keep = keys.find((key) => key.id === this.selected);
+    const busiest = keys.reduce((a, b) => (b.requests_this_period > a.requests_this_period ? b : a));
+    await this.select((keep ?? busiest).id);
+  }
+
+  /** From a key's "Usage" button: show its chart and move there. */
+  async showKey(keyId) {
+    await this.select(keyId);
+    byId('usage-section').scrollIntoView({ block: 'start' });
+    byId('chart-key').focus();
+  }
+
+  async select(keyId) {
+    const key = this.keys.find((k) => k.id === keyId);
+    if (!key) return;
+    this.selected = keyId;
+    byId('chart-key').value = String(keyId);
+    const ticket = ++this.drawing;
+    let usage;
+    try {
+      usage = await api('GET', `/v1/api-keys/${keyId}/usage`);
+    } catch (err) {
+      this.app.fail(err);
+      return;
+    }
+    if (ticket !== this.drawing) return; // a later choice won
+    const summary = drawDailyChart(byId('chart-canvas'), usage, key.name);
+    byId('chart-caption').textContent = `“${key.name}”: ${summary} Days are UTC.`;
+    byId('chart-table-body').replaceChildren(...usage.days.map((day) => el('tr', {},
+      el('td', {}, formatUtcDay(new Date(`${day.date}T00:00:00Z`))),
+      el('td', { class: 'num' }, formatNumber(day.requests)))));
+  }
+
+  clear() {
+    this.keys = [];
+    this.selected = null;
+    byId('chart-key').replaceChildren();
+    byId('chart-canvas').replaceChildren();
+    byId('chart-table-body').replaceChildren();
+  }
+}
