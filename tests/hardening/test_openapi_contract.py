@@ -41,14 +41,10 @@ from tests.conftest import PASSWORD, TEST_PEPPER
 
 # Every check schemathesis has (the same as `--checks all`), on 25 generated examples per
 # operation besides the explicit and coverage-phase cases; a fixed seed keeps CI reproducible.
-# Two narrowings, each for one operation:
+# One narrowing, for one operation:
 # - POST /v1/api-keys: a body JSON Schema accepts may still be a 422 for rules a schema cannot
 #   state (an `expires_at` in the past, `project_ids` not in this workspace, a custom scope
 #   granting nothing, `permissions` on a non-custom key), so 422 joins the accepted statuses.
-# - GET /v1/dashboard/projects documents only 200 and 422, though as a session route it also
-#   answers 401/403/429/503 problem details: its router (dashboard/routes.py, not this
-#   suite's to change) lacks `responses=SESSION_ROUTE_ERRORS`. Until it has them, the status
-#   and content-type conformance checks are off for that one operation; every other check runs.
 CONFIG = """
 seed = 20261127
 
@@ -64,12 +60,6 @@ include-method = "POST"
 checks.positive_data_acceptance.expected-statuses = [
     "2xx", "401", "403", "404", "409", "422", "429",
 ]
-
-[[operations]]
-include-path = "/v1/dashboard/projects"
-include-method = "GET"
-checks.status_code_conformance.enabled = false
-checks.content_type_conformance.enabled = false
 """
 
 

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from craftdesk.auth.sessions import CurrentUser
 from craftdesk.db import Session
-from craftdesk.errors import NotFound
+from craftdesk.errors import SESSION_ROUTE_ERRORS, NotFound
 from craftdesk.pagination import Page, PageParams, page_params, paginate
 from craftdesk.projects.models import Project
 
@@ -83,6 +83,7 @@ class ProjectRef(BaseModel):
 @router.get(
     "/v1/dashboard/projects",
     summary="The workspace's projects, for the project picker of custom-scope keys",
+    responses=SESSION_ROUTE_ERRORS,
 )
 async def dashboard_projects(
     user: CurrentUser, session: Session, page: Annotated[PageParams, Depends(page_params)]
