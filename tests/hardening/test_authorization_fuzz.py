@@ -8,14 +8,12 @@ so httpx does not restrict them to ASCII).
 """
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import event
 
 from craftdesk.app import create_app
 from craftdesk.auth.tokens import MalformedKey, generate_key, parse_key
@@ -44,15 +42,6 @@ async def app() -> AsyncIterator[FastAPI]:
         yield application
 
 
-@pytest.fixture
-def queries(app: FastAPI) -> list[str]:
-    statements: list[str] = []
-
-    @event.listens_for(app.state.engine.sync_engine, "before_cursor_execute")
-    def _record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
-
-    return statements
 
 
 @pytest.fixture

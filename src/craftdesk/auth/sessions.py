@@ -136,6 +136,12 @@ async def signed_in(
         raise Forbidden(
             "Send the session's CSRF token in the X-CSRF-Token header.", code="csrf_failed"
         )
+    return _signed_in(dashboard_session, email, membership, workspace)
+
+
+def _signed_in(
+    dashboard_session: DashboardSession, email: str, membership: Membership, workspace: Workspace
+) -> SignedIn:
     return SignedIn(
         session_id=dashboard_session.id,
         csrf_token=dashboard_session.csrf_token,
@@ -274,22 +280,7 @@ async def sign_in(
         path="/",
     )
     response.headers["Cache-Control"] = "no-store"
-    return _session_out(
-        SignedIn(
-            session_id=dashboard_session.id,
-            csrf_token=dashboard_session.csrf_token,
-            user_id=user.id,
-            email=user.email,
-            membership_id=membership.id,
-            role=membership.role,
-            workspace_id=workspace.id,
-            workspace_slug=workspace.slug,
-            workspace_name=workspace.name,
-            plan=workspace.plan,
-            billing_anchor=workspace.billing_anchor,
-            quota_override=workspace.quota_override,
-        )
-    )
+    return _session_out(_signed_in(dashboard_session, user.email, membership, workspace))
 
 
 @router.get("/current", summary="The signed-in session")
