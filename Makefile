@@ -21,7 +21,8 @@ test: $(STAMP)
 	$(BIN)/pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests scripts bench
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	bench/run

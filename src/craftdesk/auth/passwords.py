@@ -12,7 +12,7 @@ _DUMMY_HASH = _hasher.hash("craftdesk-dummy-password")
 
 
 def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+    return str(_hasher.hash(password))
 
 
 def verify_password(password: str, password_hash: str | None) -> bool:

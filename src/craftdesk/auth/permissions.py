@@ -21,7 +21,7 @@ _ACCESS_ACTIONS: dict[str, frozenset[str]] = {
     "read": frozenset({"read"}),
     "write": frozenset({"read", "write", "delete"}),
 }
-_EVERYTHING = {resource: _ACCESS_ACTIONS["write"] for resource in RESOURCES}
+_EVERYTHING: dict[str, frozenset[str]] = {r: _ACCESS_ACTIONS["write"] for r in RESOURCES}
 ROLE_ACTIONS: dict[str, dict[str, frozenset[str]]] = {
     "owner": _EVERYTHING,
     "admin": _EVERYTHING,
@@ -53,7 +53,7 @@ def role_allows(role: str, resource: str, action: str) -> bool:
 
 def effective_access(access: dict[str, str], role: str) -> dict[str, str]:
     """Per resource type, the strongest access both the scope and the role grant."""
-    result = {}
+    result: dict[str, str] = {}
     for resource in RESOURCES:
         allowed = _ACCESS_ACTIONS[access[resource]] & ROLE_ACTIONS[role][resource]
         result[resource] = (

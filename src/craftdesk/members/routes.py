@@ -38,7 +38,7 @@ def _member_out(membership: Membership, email: str) -> MemberOut:
         id=membership.id,
         user_id=membership.user_id,
         email=email,
-        role=membership.role,  # type: ignore[arg-type]
+        role=membership.role,
         created_at=membership.created_at,
     )
 

@@ -3,7 +3,7 @@
 import re
 import secrets
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from craftdesk.audit.service import CLI, Actor, Target, record
@@ -85,7 +85,7 @@ async def remove_member(session: AsyncSession, membership: Membership) -> int:
         .values(revoked_at=utcnow())
     )
     await session.execute(
-        DashboardSession.__table__.delete().where(
+        delete(DashboardSession).where(
             DashboardSession.workspace_id == membership.workspace_id,
             DashboardSession.user_id == membership.user_id,
         )
