@@ -39,7 +39,9 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
                 value = value.replace(tzinfo=None)
         return value
 
-    def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+    def process_result_value(
+        self, value: dt.datetime | None, dialect: Dialect
+    ) -> dt.datetime | None:
         if value is not None and value.tzinfo is None:
             value = value.replace(tzinfo=dt.UTC)
         return value
@@ -51,6 +53,17 @@ class Base(DeclarativeBase):
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def configure_sqlite_connection(dbapi_connection: Any) -> None:
+    """What every SQLite connection needs: WAL (readers never block the writer), and
+    ``synchronous=NORMAL``, durable in WAL mode against a crash of the process (an OS crash
+    or power loss may lose the last commits)."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
 
 
 def create_engine(url: str, *, timeout: float = 2.0) -> AsyncEngine:
@@ -67,10 +80,8 @@ def create_engine(url: str, *, timeout: float = 2.0) -> AsyncEngine:
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_connect(dbapi_connection: Any, _: Any) -> None:
             dbapi_connection.isolation_level = None
+            configure_sqlite_connection(dbapi_connection)
             cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
 
@@ -81,7 +92,11 @@ def create_engine(url: str, *, timeout: float = 2.0) -> AsyncEngine:
         return engine
     connect_args = {"timeout": timeout, "command_timeout": 10 * timeout}
     return create_async_engine(
-        url, connect_args=connect_args, pool_size=10, max_overflow=20, pool_timeout=timeout,
+        url,
+        connect_args=connect_args,
+        pool_size=10,
+        max_overflow=20,
+        pool_timeout=timeout,
         **kwargs,
     )
 

@@ -1,6 +1,6 @@
 """Cursor pagination: ``{"data": [...], "next_cursor": ...}`` with ``limit`` ≤ 100."""
 
-from typing import Annotated, Any, Generic, TypeVar, Unpack
+from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
 from pydantic import BaseModel
@@ -35,7 +35,7 @@ def page_params(
 
 async def paginate(
     session: AsyncSession,
-    stmt: Select[Unpack[tuple[Any, ...]]],
+    stmt: Select[*tuple[Any, ...]],
     id_column: InstrumentedAttribute[int],
     params: PageParams,
     *,

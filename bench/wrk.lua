@@ -1,0 +1,32 @@
+-- Requests for wrk: GET $BENCH_PATH, with "Authorization: Bearer <key>" rotating over the
+-- comma-separated $BENCH_KEYS when set. Requests are built once per thread, so both endpoints
+-- cost the client the same. done() prints one machine-readable line for bench.py.
+
+local requests = {}
+local counter = 0
+
+function init(args)
+    local path = os.getenv("BENCH_PATH") or "/"
+    local keys = os.getenv("BENCH_KEYS") or ""
+    for key in string.gmatch(keys, "[^,]+") do
+        requests[#requests + 1] = wrk.format("GET", path, { ["Authorization"] = "Bearer " .. key })
+    end
+    if #requests == 0 then
+        requests[1] = wrk.format("GET", path)
+    end
+end
+
+function request()
+    counter = counter + 1
+    return requests[counter % #requests + 1]
+end
+
+function done(summary, latency, _)
+    local e = summary.errors
+    io.write(string.format(
+        'BENCH {"requests": %d, "duration_us": %d, "non_2xx": %d, "connect_errors": %d, ' ..
+        '"read_errors": %d, "write_errors": %d, "timeouts": %d, "p50_us": %d, "p99_us": %d, ' ..
+        '"max_us": %d}\n',
+        summary.requests, summary.duration, e.status, e.connect, e.read, e.write, e.timeout,
+        latency:percentile(50), latency:percentile(99), latency.max))
+end
