@@ -1,5 +1,6 @@
 """The application factory and its lifespan: engine, key gate, routes, error handlers."""
 
+import gc
 import logging
 import logging.config
 from collections.abc import AsyncIterator
@@ -33,6 +34,22 @@ Errors are RFC 9457 problem details (`application/problem+json`) with a stable `
 """
 
 
+def _freeze_startup_objects() -> None:
+    """Move what start-up allocated out of the garbage collector's sight, once per process.
+
+    Otherwise every full collection walks those ~100k long-lived objects: 20-90 ms pauses
+    that were the whole p99 of the metered path.
+    """
+    global _frozen
+    if not _frozen:
+        _frozen = True
+        gc.collect()
+        gc.freeze()
+
+
+_frozen = False
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
@@ -46,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.gate = gate
         settings.pepper  # noqa: B018 - warn at start-up, not on the first request
         gate.start()
+        _freeze_startup_objects()
         try:
             yield
         finally:
@@ -78,9 +96,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"status": "ready"}
 
     for router in (
+        craftdesk.auth.routes.router,
         craftdesk.projects.routes.router,
         craftdesk.members.routes.router,
-        craftdesk.auth.routes.router,
         craftdesk.auth.sessions.router,
         craftdesk.keys.routes.router,
         craftdesk.metering.routes.router,

@@ -97,6 +97,7 @@ class Conflict(ProblemError):
 class QuotaExceeded(ProblemError):
     status = 429
     code = "quota_exceeded"
+    quota: Any = None  # the workspace's Quota, for the rate-limit headers
 
 
 class TooManyAttempts(ProblemError):

@@ -55,12 +55,7 @@ class RequestContextMiddleware:
                 extra = [(b"x-request-id", request_id.encode()), *_SECURITY_HEADERS]
                 quota = scope["state"].get("quota")
                 if quota is not None:
-                    existing = {name.lower() for name, _ in message.get("headers", [])}
-                    extra += [
-                        (name.lower().encode(), value.encode())
-                        for name, value in quota.headers(utcnow()).items()
-                        if name.lower().encode() not in existing
-                    ]
+                    extra += quota.raw_headers(utcnow())
                 message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 

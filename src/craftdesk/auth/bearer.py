@@ -12,7 +12,7 @@ from fastapi.security import HTTPBearer
 
 from craftdesk.auth.principal import Principal
 from craftdesk.auth.tokens import MalformedKey, hash_key, parse_key
-from craftdesk.errors import Unauthorized
+from craftdesk.errors import QuotaExceeded, Unauthorized
 
 WORKSPACE_HEADER = "craftdesk-workspace"
 
@@ -60,9 +60,13 @@ class ApiKeyBearer(HTTPBearer):
                 "(cdk_…). Check for a missing, cut or extra character.",
             ) from None
         state = request.app.state
-        principal: Principal = await state.gate.admit(
-            public_id, hash_key(state.settings.pepper, token), headers.get(WORKSPACE_HEADER)
-        )
+        try:
+            principal: Principal = await state.gate.admit(
+                public_id, hash_key(state.settings.pepper, token), headers.get(WORKSPACE_HEADER)
+            )
+        except QuotaExceeded as exc:
+            request.state.quota = exc.quota
+            raise
         request.state.quota = principal.quota
         return principal
 

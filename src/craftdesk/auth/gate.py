@@ -108,13 +108,15 @@ class _Attempt:
 def _rejection(row: KeyRow | None, attempt: _Attempt, now: dt.datetime) -> Unauthorized | None:
     if row is None or not hmac.compare_digest(row.key_hash, attempt.key_hash):
         return Unauthorized(
-            "invalid_key", "This API key is not valid. Check that you copied it whole, "
-            "or generate a new key in Settings → Integrations → API Keys."
+            "invalid_key",
+            "This API key is not valid. Check that you copied it whole, "
+            "or generate a new key in Settings → Integrations → API Keys.",
         )
     if row.revoked or row.role is None:
         return Unauthorized(
-            "key_revoked", "This API key has been revoked. Generate a new key and update "
-            "the integrations that use it."
+            "key_revoked",
+            "This API key has been revoked. Generate a new key and update "
+            "the integrations that use it.",
         )
     if row.expires_at is not None and row.expires_at <= now:
         return Unauthorized(
@@ -122,8 +124,9 @@ def _rejection(row: KeyRow | None, attempt: _Attempt, now: dt.datetime) -> Unaut
         )
     if attempt.workspace_slug is not None and attempt.workspace_slug != row.slug:
         return Unauthorized(
-            "workspace_mismatch", "This API key belongs to another workspace than the one "
-            "named in the CraftDesk-Workspace header. Use a key of that workspace."
+            "workspace_mismatch",
+            "This API key belongs to another workspace than the one "
+            "named in the CraftDesk-Workspace header. Use a key of that workspace.",
         )
     return None
 
@@ -166,12 +169,14 @@ class _Batch:
     @property
     def stale_key_ids(self) -> list[int]:
         """Keys whose ``last_used_at`` is worth updating (it may be coarse)."""
-        return sorted({
-            row.id
-            for group in self._groups.values()
-            for _, row in group
-            if row.last_used_at is None or self.now - row.last_used_at >= LAST_USED_RESOLUTION
-        })
+        return sorted(
+            {
+                row.id
+                for group in self._groups.values()
+                for _, row in group
+                if row.last_used_at is None or self.now - row.last_used_at >= LAST_USED_RESOLUTION
+            }
+        )
 
     def admit(self, used: dict[int, int]) -> None:
         """Admit the first requests of each workspace up to its quota, given its prior count."""
@@ -218,7 +223,8 @@ class _PostgresStore:
                     await counter.meter_postgres(
                         self._driver, demands, batch.stale_key_ids, batch.now
                     )
-                    if demands else {}
+                    if demands
+                    else {}
                 )
             except BaseException as exc:
                 if isinstance(exc, asyncpg.PostgresError) and not isinstance(
@@ -294,7 +300,8 @@ class _SqliteStore:
             demands = batch.check({row[1]: _sqlite_row(row) for row in cursor.fetchall()})
             used = (
                 counter.meter_sqlite(cursor, demands, batch.stale_key_ids, batch.now)
-                if demands else {}
+                if demands
+                else {}
             )
             cursor.execute("COMMIT")
         except BaseException:
@@ -409,8 +416,12 @@ class KeyGate:
             try:
                 await self._store.process(batch)
             except (
-                DBAPIError, asyncpg.PostgresError, asyncpg.InterfaceError, sqlite3.Error,
-                OSError, TimeoutError,
+                DBAPIError,
+                asyncpg.PostgresError,
+                asyncpg.InterfaceError,
+                sqlite3.Error,
+                OSError,
+                TimeoutError,
             ) as exc:
                 logger.warning("key gate: database unavailable (%s)", type(exc).__name__)
                 batch.outcomes = [(attempt, DatabaseUnavailable()) for attempt in attempts]
@@ -446,9 +457,11 @@ def _principal(row: KeyRow, quota: Quota) -> Principal:
 
 def _quota_exceeded(quota: Quota, now: dt.datetime) -> QuotaExceeded:
     retry_after = quota.period.seconds_left(now)
-    return QuotaExceeded(
+    error = QuotaExceeded(
         f"This workspace used all {quota.limit} requests of its billing period. Wait until "
         f"the period resets at {quota.period.end.isoformat()} ({retry_after} s), upgrade the "
         "plan, or make fewer calls.",
-        headers={"Retry-After": str(retry_after), **quota.headers(now)},
+        headers={"Retry-After": str(retry_after)},
     )
+    error.quota = quota
+    return error

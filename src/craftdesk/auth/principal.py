@@ -31,6 +31,12 @@ class Quota:
             "X-RateLimit-Reset": str(int(self.period.end.timestamp())),
         }
 
+    def raw_headers(self, now: dt.datetime) -> list[tuple[bytes, bytes]]:
+        """``headers`` as ASGI wants them: lower-case names, bytes."""
+        return [
+            (name.lower().encode(), value.encode()) for name, value in self.headers(now).items()
+        ]
+
     def as_json(self) -> dict[str, Any]:
         return {
             "limit": self.limit,

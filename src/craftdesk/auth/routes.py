@@ -1,6 +1,7 @@
 import datetime as dt
+import json
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from pydantic import BaseModel
 
 from craftdesk.auth.bearer import Authenticated
@@ -37,20 +38,43 @@ class CallingKey(BaseModel):
     quota: QuotaOut
 
 
-@router.get("/key", summary="The calling key, its effective permissions and the quota")
-async def calling_key(principal: Authenticated) -> CallingKey:
-    """Answers from what authentication already loaded: no further database query."""
-    return CallingKey(
-        id=principal.key_id,
-        name=principal.key_name,
-        prefix=display_prefix(principal.public_id),
-        scope=principal.scope,
-        permissions=principal.permissions,
-        project_ids=principal.project_ids,
-        role=principal.role,
-        workspace=WorkspaceRef(
-            slug=principal.workspace_slug, name=principal.workspace_name, plan=principal.plan
-        ),
-        expires_at=principal.expires_at,
-        quota=QuotaOut(**principal.quota.as_json()),
-    )
+@router.get(
+    "/key",
+    summary="The calling key, its effective permissions and the quota",
+    response_model=CallingKey,
+)
+async def calling_key(principal: Authenticated) -> Response:
+    """Answers from what authentication already loaded: no further database query.
+
+    Every integration may call this on every request, so the body is written directly
+    (the same JSON ``CallingKey`` describes) instead of through a second validation.
+    """
+    quota = principal.quota
+    body = {
+        "id": principal.key_id,
+        "name": principal.key_name,
+        "prefix": display_prefix(principal.public_id),
+        "scope": principal.scope,
+        "permissions": principal.permissions,
+        "project_ids": principal.project_ids,
+        "role": principal.role,
+        "workspace": {
+            "slug": principal.workspace_slug,
+            "name": principal.workspace_name,
+            "plan": principal.plan,
+        },
+        "expires_at": _iso(principal.expires_at),
+        "quota": {
+            "limit": quota.limit,
+            "used": quota.used,
+            "remaining": quota.remaining,
+            "period_start": _iso(quota.period.start),
+            "period_end": _iso(quota.period.end),
+        },
+    }
+    return Response(json.dumps(body, separators=(",", ":")), media_type="application/json")
+
+
+def _iso(instant: dt.datetime | None) -> str | None:
+    """As pydantic writes a UTC datetime: ISO 8601 with ``Z``."""
+    return None if instant is None else instant.isoformat().replace("+00:00", "Z")
