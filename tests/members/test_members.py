@@ -55,3 +55,26 @@ async def test_owner_hands_over_ownership(client: httpx.AsyncClient, world: Worl
         f"/v1/members/{owner.membership_id}", json={"role": "admin"}, headers=bearer(key)
     )
     assert step_down.status_code == 200
+
+
+async def test_two_owners_demoting_each_other_at_once_leave_one_owner(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    import asyncio
+
+    workspace, first = await world.workspace()
+    second = await world.member(workspace, "owner")
+    first_key = await world.key(workspace, first)
+    second_key = await world.key(workspace, second)
+    responses = await asyncio.gather(
+        client.patch(
+            f"/v1/members/{second.membership_id}", json={"role": "admin"}, headers=bearer(first_key)
+        ),
+        client.patch(
+            f"/v1/members/{first.membership_id}", json={"role": "admin"}, headers=bearer(second_key)
+        ),
+    )
+    statuses = sorted(r.status_code for r in responses)
+    remaining = (await client.get("/v1/members", headers=bearer(first_key))).json()["data"]
+    assert [m["role"] for m in remaining].count("owner") == 1
+    assert statuses in ([200, 409], [200, 403])

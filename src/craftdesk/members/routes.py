@@ -3,7 +3,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from craftdesk.audit.service import Actor, Target, record
@@ -74,12 +74,14 @@ async def _actor(session: AsyncSession, principal: Principal, request: Request) 
 async def _keep_an_owner(session: AsyncSession, membership: Membership) -> None:
     if membership.role != "owner":
         return
-    owners = await session.scalar(
-        select(func.count()).where(
-            Membership.workspace_id == membership.workspace_id, Membership.role == "owner"
-        )
+    # Locking the owners' rows makes two owners demoting each other at once take turns
+    # (SQLite transactions are serialized by BEGIN IMMEDIATE already).
+    owners = await session.scalars(
+        select(Membership.id)
+        .where(Membership.workspace_id == membership.workspace_id, Membership.role == "owner")
+        .with_for_update()
     )
-    if owners is not None and owners <= 1:
+    if len(owners.all()) <= 1:
         raise Conflict(
             "A workspace keeps at least one owner. Make another member owner first.",
             code="last_owner",
