@@ -35,9 +35,8 @@ from craftdesk.workspaces.service import add_member, create_workspace
 POSTGRES_URL = os.environ.get(
     "CRAFTDESK_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 )
-REQUIRE_POSTGRES = (
-    os.environ.get("CI") == "true" or os.environ.get("CRAFTDESK_REQUIRE_POSTGRES") == "1"
-)
+IN_CI = os.environ.get("CI") == "true"
+REQUIRE_POSTGRES = IN_CI or os.environ.get("CRAFTDESK_REQUIRE_POSTGRES") == "1"
 TEST_PEPPER = "test-pepper-0123456789abcdefghijklmnopqrstuvwxyz"
 PASSWORD = "correct horse battery staple"
 

@@ -7,6 +7,7 @@ tests and their async fixtures run in the session's loop (``loop_scope="session"
 """
 
 import re
+import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright
 
 from craftdesk.projects.models import Project
 from craftdesk.workspaces.models import Workspace
-from tests.conftest import PASSWORD, Member
+from tests.conftest import IN_CI, PASSWORD, Member
 from tests.dashboard.live import CHROMIUM, CHROMIUM_ARGS, LiveServer, Seed, seeding, start_server
 
 # Chromium logs every 4xx fetch; the sign-in page's session probe is an expected 401.
@@ -49,6 +50,11 @@ def server(start_live_server: Callable[..., LiveServer]) -> LiveServer:
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def browser() -> AsyncIterator[Browser]:
+    if shutil.which(CHROMIUM) is None:
+        reason = f"no Chromium at {CHROMIUM} (Debian: apt-get install chromium)"
+        if IN_CI:
+            pytest.fail(reason)
+        pytest.skip(reason)
     async with async_playwright() as playwright:
         chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium
