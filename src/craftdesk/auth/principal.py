@@ -2,7 +2,6 @@
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
 
 from craftdesk.auth.permissions import effective_access, role_allows, scope_allows
 from craftdesk.errors import Forbidden, InsufficientScope
@@ -36,15 +35,6 @@ class Quota:
         return [
             (name.lower().encode(), value.encode()) for name, value in self.headers(now).items()
         ]
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "limit": self.limit,
-            "used": self.used,
-            "remaining": self.remaining,
-            "period_start": self.period.start,
-            "period_end": self.period.end,
-        }
 
 
 @dataclass(frozen=True, slots=True)
