@@ -244,11 +244,16 @@ class _PostgresStore:
             await connection.close()
 
 
-def _postgres_row(record: asyncpg.Record) -> KeyRow:
-    values = list(record)
-    values[5] = json.loads(values[5]) if values[5] is not None else None
-    values[6] = json.loads(values[6]) if values[6] is not None else None
+def _key_row(values: list[Any]) -> KeyRow:
+    """A lookup row whose JSON columns (permissions, project_ids) came back as text."""
+    for index in (5, 6):
+        if values[index] is not None:
+            values[index] = json.loads(values[index])
     return KeyRow(*values)
+
+
+def _postgres_row(record: asyncpg.Record) -> KeyRow:
+    return _key_row(list(record))
 
 
 class _SqliteStore:
@@ -353,18 +358,16 @@ def _sqlite_lookup(count: int) -> str:
     return _LOOKUP.format(as_text="", matches=f"IN ({', '.join('?' * count)})")
 
 
-def _sqlite_datetime(value: str | None) -> dt.datetime | None:
+def _parse_sqlite_datetime(value: str | None) -> dt.datetime | None:
     """A datetime as SQLAlchemy stores ``UTCDateTime`` in SQLite: naive UTC text."""
     return None if value is None else dt.datetime.fromisoformat(value).replace(tzinfo=dt.UTC)
 
 
 def _sqlite_row(row: tuple[Any, ...]) -> KeyRow:
     values = list(row)
-    values[5] = json.loads(values[5]) if values[5] is not None else None
-    values[6] = json.loads(values[6]) if values[6] is not None else None
-    for index in (7, 9, 17):
-        values[index] = _sqlite_datetime(values[index])
-    return KeyRow(*values)
+    for index in (7, 9, 17):  # expires_at, last_used_at, billing_anchor
+        values[index] = _parse_sqlite_datetime(values[index])
+    return _key_row(values)
 
 
 class KeyGate:

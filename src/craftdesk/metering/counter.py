@@ -144,7 +144,7 @@ def meter_sqlite(
     used: dict[int, int] = {}
     per_period: Counter[tuple[int, str]] = Counter()
     for demand in sorted(demands, key=lambda demand: demand.workspace_id):
-        start = _sqlite_datetime(demand.period.start)
+        start = _sqlite_datetime_text(demand.period.start)
         row = cursor.execute(
             "SELECT requests FROM workspace_usage WHERE workspace_id = ? AND period_start = ?",
             (demand.workspace_id, start),
@@ -180,11 +180,11 @@ def meter_sqlite(
             marks = ", ".join("?" * len(touched))
             cursor.execute(
                 f"UPDATE api_keys SET last_used_at = ? WHERE id IN ({marks})",
-                [_sqlite_datetime(now), *touched],
+                [_sqlite_datetime_text(now), *touched],
             )
     return used
 
 
-def _sqlite_datetime(value: dt.datetime) -> str:
+def _sqlite_datetime_text(value: dt.datetime) -> str:
     """How SQLAlchemy stores a ``UTCDateTime`` in SQLite: naive UTC, with microseconds."""
     return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
