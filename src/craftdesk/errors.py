@@ -8,6 +8,7 @@
     │                                  session_required, csrf_failed
     ├── NotFound            404        not_found
     ├── Conflict            409        conflict, last_owner
+    ├── Unprocessable       422        validation_error (rules a schema cannot state)
     ├── QuotaExceeded       429        quota_exceeded (Retry-After)
     ├── TooManyAttempts     429        too_many_attempts (Retry-After)
     └── DatabaseUnavailable 503        database_unavailable
@@ -92,6 +93,11 @@ class NotFound(ProblemError):
 class Conflict(ProblemError):
     status = 409
     code = "conflict"
+
+
+class Unprocessable(ProblemError):
+    status = 422
+    code = "validation_error"
 
 
 class QuotaExceeded(ProblemError):

@@ -13,7 +13,13 @@ from craftdesk.auth.permissions import RESOURCES, scope_access
 from craftdesk.auth.sessions import CurrentUser, SignedIn
 from craftdesk.auth.tokens import display_prefix
 from craftdesk.db import Session, utcnow
-from craftdesk.errors import SESSION_ROUTE_ERRORS, Conflict, Forbidden, NotFound, ProblemError
+from craftdesk.errors import (
+    SESSION_ROUTE_ERRORS,
+    Conflict,
+    Forbidden,
+    NotFound,
+    Unprocessable,
+)
 from craftdesk.keys.models import ApiKey
 from craftdesk.keys.service import issue_key
 from craftdesk.metering.models import KeyUsage
@@ -28,11 +34,6 @@ router = APIRouter(prefix="/v1/api-keys", tags=["api-keys"], responses=SESSION_R
 
 Access = Literal["none", "read", "write"]
 MAX_GRACE_SECONDS = 30 * 24 * 3600
-
-
-class Unprocessable(ProblemError):
-    status = 422
-    code = "validation_error"
 
 
 class CustomPermissions(Body):
