@@ -1,3 +1,4 @@
+import hmac
 import zlib
 
 import pytest
@@ -63,6 +64,11 @@ def test_damaged_key_is_malformed(mangle) -> None:  # type: ignore[no-untyped-de
 def test_arbitrary_text_is_never_accepted_as_key(text: str) -> None:
     with pytest.raises(MalformedKey):
         parse_key(text)
+
+
+@given(st.binary(min_size=1, max_size=200), st.text(max_size=200))
+def test_hash_is_hmac_sha256_of_the_key_under_the_pepper(pepper: bytes, key: str) -> None:
+    assert hash_key(pepper, key) == hmac.digest(pepper, key.encode(), "sha256")
 
 
 def test_hash_depends_on_pepper_and_key() -> None:

@@ -1,20 +1,26 @@
-"""The Bearer dependency: every key-authenticated request goes through ``authenticate``.
+"""API keys on requests: every key route is a ``KeyRoute``, which calls ``authenticate``.
 
 parse header → check format (no database) → gate: look up, check state, meter → permission.
-Routes declare what they need:
+Routes declare the permission they need in their signature:
 ``principal: Annotated[Principal, require_permission("tasks", "write")]``.
 """
 
-from typing import Annotated, Any
+from collections.abc import Callable, Coroutine
+from typing import Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPBearer
 
 from craftdesk.auth.principal import Principal
 from craftdesk.auth.tokens import MalformedKey, hash_key, parse_key
 from craftdesk.errors import QuotaExceeded, Unauthorized
 
-WORKSPACE_HEADER = "craftdesk-workspace"
+API_KEY_DESCRIPTION = (
+    "An API key from Settings → Integrations → API Keys: `Authorization: Bearer cdk_…`"
+)
+# The OpenAPI security of a KeyRoute that declares no permission (which would document it).
+API_KEY_SECURITY: dict[str, Any] = {"security": [{"ApiKey": []}]}
 
 
 def bearer_token(request: Request) -> str | None:
@@ -30,63 +36,94 @@ def _token(header: str) -> str | None:
     return token.strip(" ") if scheme.lower() == "bearer" else None
 
 
-class ApiKeyBearer(HTTPBearer):
-    """The API key scheme in OpenAPI ("Authorize" in the docs), and the check itself.
+def _headers(request: Request) -> tuple[str | None, str | None]:
+    """The Authorization and CraftDesk-Workspace headers, in one pass over the raw headers
+    (ASGI servers lower-case the names; the first of a repeated header counts)."""
+    authorization = workspace = None
+    for name, value in request.scope["headers"]:
+        if name == b"authorization" and authorization is None:
+            authorization = value.decode("latin-1")
+        elif name == b"craftdesk-workspace" and workspace is None:
+            workspace = value.decode("latin-1")
+    return authorization, workspace
 
-    One dependency rather than the scheme plus a function depending on it: each level of
-    FastAPI dependencies costs every request some microseconds.
+
+async def authenticate(request: Request) -> Principal:
+    """The key of the request, checked and counted: the one place a key is validated."""
+    header, workspace = _headers(request)
+    if header is None or not header.strip():
+        raise Unauthorized(
+            "missing_credentials",
+            "Send your API key in the Authorization header: 'Authorization: Bearer <key>'.",
+            token_sent=False,
+        )
+    token = _token(header)
+    if token is None:
+        raise Unauthorized(
+            "missing_credentials",
+            "Only Bearer API keys are accepted. Send 'Authorization: Bearer <key>'.",
+            token_sent=False,
+        )
+    try:
+        public_id = parse_key(token)
+    except MalformedKey:
+        raise Unauthorized(
+            "malformed_credentials",
+            "The Authorization header must be 'Bearer <key>' with a whole CraftDesk key "
+            "(cdk_…). Check for a missing, cut or extra character.",
+        ) from None
+    state = request.app.state
+    try:
+        principal: Principal = await state.gate.admit(
+            public_id, hash_key(state.settings.pepper, token), workspace
+        )
+    except QuotaExceeded as exc:
+        request.state.quota = exc.quota
+        raise
+    request.state.quota = principal.quota
+    return principal
+
+
+class KeyRoute(APIRoute):
+    """A route answered only to an admitted API key (the route class of the key routers).
+
+    The key is checked and metered before FastAPI reads the body or solves the route's
+    dependencies, so a bad key gets its 401 whatever the body, and the check costs no
+    dependency level of its own: FastAPI spends about 20 µs a request on each one.
     """
 
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def admitted_handler(request: Request) -> Response:
+            request.state.principal = await authenticate(request)
+            return await handler(request)
+
+        return admitted_handler
+
+
+def admitted(request: Request) -> Principal:
+    """The key ``KeyRoute`` admitted for this request."""
+    principal: Principal | None = getattr(request.state, "principal", None)
+    if principal is None:
+        raise RuntimeError(f"{request.url.path} needs a key but is not a KeyRoute")
+    return principal
+
+
+class _Requirement(HTTPBearer):
+    """A permission a route needs, documented as the API key scheme ("Authorize")."""
+
+    def __init__(self, resource: str, action: str):
+        super().__init__(auto_error=False, scheme_name="ApiKey", description=API_KEY_DESCRIPTION)
+        self.resource = resource
+        self.action = action
+
     async def __call__(self, request: Request) -> Principal:  # type: ignore[override]
-        headers = request.headers
-        header = headers.get("authorization")
-        if header is None or not header.strip():
-            raise Unauthorized(
-                "missing_credentials",
-                "Send your API key in the Authorization header: 'Authorization: Bearer <key>'.",
-                token_sent=False,
-            )
-        token = _token(header)
-        if token is None:
-            raise Unauthorized(
-                "missing_credentials",
-                "Only Bearer API keys are accepted. Send 'Authorization: Bearer <key>'.",
-                token_sent=False,
-            )
-        try:
-            public_id = parse_key(token)
-        except MalformedKey:
-            raise Unauthorized(
-                "malformed_credentials",
-                "The Authorization header must be 'Bearer <key>' with a whole CraftDesk key "
-                "(cdk_…). Check for a missing, cut or extra character.",
-            ) from None
-        state = request.app.state
-        try:
-            principal: Principal = await state.gate.admit(
-                public_id, hash_key(state.settings.pepper, token), headers.get(WORKSPACE_HEADER)
-            )
-        except QuotaExceeded as exc:
-            request.state.quota = exc.quota
-            raise
-        request.state.quota = principal.quota
+        principal = admitted(request)
+        principal.require(self.resource, self.action)
         return principal
-
-
-authenticate = ApiKeyBearer(
-    auto_error=False,
-    scheme_name="ApiKey",
-    description="An API key from Settings → Integrations → API Keys: `Authorization: Bearer cdk_…`",
-)
-
-Authenticated = Annotated[Principal, Depends(authenticate)]
 
 
 def require_permission(resource: str, action: str) -> Any:
-    """A dependency admitting keys whose scope and creator's role both grant the action."""
-
-    async def dependency(principal: Authenticated) -> Principal:
-        principal.require(resource, action)
-        return principal
-
-    return Depends(dependency)
+    """The admitted key, if its scope and its creator's role both grant the action."""
+    return Depends(_Requirement(resource, action))

@@ -7,6 +7,7 @@ Actions are ``read``, ``write`` and ``delete``. A key's access per resource type
     member         reads everything, writes projects and tasks, deletes tasks but no project
 """
 
+from collections.abc import Mapping
 from typing import Literal, get_args
 
 Resource = Literal["projects", "tasks", "members"]
@@ -33,17 +34,21 @@ ROLE_ACTIONS: dict[str, dict[str, frozenset[str]]] = {
 }
 
 
-def scope_access(scope: str, permissions: dict[str, str] | None) -> dict[str, str]:
+_SCOPE_ACCESS: dict[str, Mapping[str, str]] = {
+    "full": dict.fromkeys(RESOURCES, "write"),
+    "read_only": dict.fromkeys(RESOURCES, "read"),
+}
+
+
+def scope_access(scope: str, permissions: dict[str, str] | None) -> Mapping[str, str]:
     """The access a key's scope grants per resource type, before the role is applied."""
-    if scope == "full":
-        return dict.fromkeys(RESOURCES, "write")
-    if scope == "read_only":
-        return dict.fromkeys(RESOURCES, "read")
+    if scope in _SCOPE_ACCESS:
+        return _SCOPE_ACCESS[scope]
     granted = permissions or {}
     return {resource: granted.get(resource, "none") for resource in RESOURCES}
 
 
-def scope_allows(access: dict[str, str], resource: str, action: str) -> bool:
+def scope_allows(access: Mapping[str, str], resource: str, action: str) -> bool:
     return action in _ACCESS_ACTIONS[access[resource]]
 
 
@@ -51,7 +56,7 @@ def role_allows(role: str, resource: str, action: str) -> bool:
     return action in ROLE_ACTIONS[role][resource]
 
 
-def effective_access(access: dict[str, str], role: str) -> dict[str, str]:
+def effective_access(access: Mapping[str, str], role: str) -> dict[str, str]:
     """Per resource type, the strongest access both the scope and the role grant."""
     result: dict[str, str] = {}
     for resource in RESOURCES:

@@ -1,15 +1,15 @@
 """Who is calling with a key, what the key may do, and the quota state it was admitted under."""
 
 import datetime as dt
-from dataclasses import dataclass
+from collections.abc import Mapping
+from typing import NamedTuple
 
 from craftdesk.auth.permissions import effective_access, role_allows, scope_allows
 from craftdesk.errors import Forbidden, InsufficientScope
 from craftdesk.metering.periods import BillingPeriod
 
 
-@dataclass(frozen=True, slots=True)
-class Quota:
+class Quota(NamedTuple):
     limit: int
     used: int
     period: BillingPeriod
@@ -18,34 +18,33 @@ class Quota:
     def remaining(self) -> int:
         return max(0, self.limit - self.used)
 
-    def headers(self, now: dt.datetime) -> dict[str, str]:
-        """RateLimit headers (IETF httpapi draft) and GitHub-style ``X-RateLimit-*``."""
-        reset_in = self.period.seconds_left(now)
-        return {
-            "RateLimit-Policy": f'"billing-period";q={self.limit}',
-            "RateLimit": f'"billing-period";r={self.remaining};t={reset_in}',
-            "X-RateLimit-Limit": str(self.limit),
-            "X-RateLimit-Remaining": str(self.remaining),
-            "X-RateLimit-Used": str(self.used),
-            "X-RateLimit-Reset": str(int(self.period.end.timestamp())),
-        }
-
     def raw_headers(self, now: dt.datetime) -> list[tuple[bytes, bytes]]:
-        """``headers`` as ASGI wants them: lower-case names, bytes."""
+        """RateLimit headers (IETF httpapi draft) and GitHub-style ``X-RateLimit-*``, as ASGI
+        wants them (every key-authenticated response carries them, so no dict in between)."""
+        remaining = self.remaining
+        reset_in = self.period.seconds_left(now)
         return [
-            (name.lower().encode(), value.encode()) for name, value in self.headers(now).items()
+            (b"ratelimit-policy", b'"billing-period";q=%d' % self.limit),
+            (b"ratelimit", b'"billing-period";r=%d;t=%d' % (remaining, reset_in)),
+            (b"x-ratelimit-limit", b"%d" % self.limit),
+            (b"x-ratelimit-remaining", b"%d" % remaining),
+            (b"x-ratelimit-used", b"%d" % self.used),
+            (b"x-ratelimit-reset", b"%d" % self.period.end.timestamp()),
         ]
 
 
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """An admitted key: checked, counted, with its creator's role as of this request."""
+class Principal(NamedTuple):
+    """An admitted key: checked, counted, with its creator's role as of this request.
+
+    A tuple, as ``Quota``: the gate makes one per request, and a tuple is the cheapest
+    immutable record to make.
+    """
 
     key_id: int
     public_id: str
     key_name: str
     scope: str
-    access: dict[str, str]
+    access: Mapping[str, str]
     project_ids: list[int] | None
     expires_at: dt.datetime | None
     user_id: int

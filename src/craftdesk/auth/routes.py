@@ -1,14 +1,16 @@
 import datetime as dt
-import json
 
-from fastapi import APIRouter, Response
+import pydantic_core
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 
-from craftdesk.auth.bearer import Authenticated
+from craftdesk.auth.bearer import API_KEY_SECURITY, KeyRoute, admitted
 from craftdesk.auth.tokens import display_prefix
 from craftdesk.errors import KEY_ROUTE_ERRORS
 
-router = APIRouter(prefix="/v1/auth", tags=["auth"], responses=KEY_ROUTE_ERRORS)
+router = APIRouter(
+    prefix="/v1/auth", tags=["auth"], responses=KEY_ROUTE_ERRORS, route_class=KeyRoute
+)
 
 
 class WorkspaceRef(BaseModel):
@@ -42,13 +44,16 @@ class CallingKey(BaseModel):
     "/key",
     summary="The calling key, its effective permissions and the quota",
     response_model=CallingKey,
+    openapi_extra=API_KEY_SECURITY,
 )
-async def calling_key(principal: Authenticated) -> Response:
+async def calling_key(request: Request) -> Response:
     """Answers from what authentication already loaded: no further database query.
 
-    Every integration may call this on every request, so the body is written directly
-    (the same JSON ``CallingKey`` describes) instead of through a second validation.
+    Any key may call this, so it declares no permission. Integrations may call it on every
+    request, so the body is written directly (the JSON ``CallingKey`` describes, as pydantic
+    writes it) instead of through a second validation.
     """
+    principal = admitted(request)
     quota = principal.quota
     body = {
         "id": principal.key_id,
@@ -63,18 +68,13 @@ async def calling_key(principal: Authenticated) -> Response:
             "name": principal.workspace_name,
             "plan": principal.plan,
         },
-        "expires_at": _iso(principal.expires_at),
+        "expires_at": principal.expires_at,
         "quota": {
             "limit": quota.limit,
             "used": quota.used,
             "remaining": quota.remaining,
-            "period_start": _iso(quota.period.start),
-            "period_end": _iso(quota.period.end),
+            "period_start": quota.period.start,
+            "period_end": quota.period.end,
         },
     }
-    return Response(json.dumps(body, separators=(",", ":")), media_type="application/json")
-
-
-def _iso(instant: dt.datetime | None) -> str | None:
-    """As pydantic writes a UTC datetime: ISO 8601 with ``Z``."""
-    return None if instant is None else instant.isoformat().replace("+00:00", "Z")
+    return Response(pydantic_core.to_json(body), media_type="application/json")

@@ -5,6 +5,7 @@ tokens do), so a mistyped or truncated key is rejected before any database acces
 Only ``HMAC-SHA256(pepper, key)`` is stored.
 """
 
+import functools
 import hashlib
 import hmac
 import re
@@ -38,16 +39,14 @@ class IssuedKey(NamedTuple):
         return self.key[-4:]
 
 
-def _base62(number: int, width: int) -> str:
+def checksum(body: str) -> str:
+    """The CRC32 of ``body`` in base62, most significant digit first (62**6 > 2**32)."""
+    number = zlib.crc32(body.encode())
     digits = []
-    while number:
+    for _ in range(CHECKSUM_LENGTH):
         number, rest = divmod(number, 62)
         digits.append(ALPHABET[rest])
-    return "".join(reversed(digits)).rjust(width, ALPHABET[0])
-
-
-def checksum(body: str) -> str:
-    return _base62(zlib.crc32(body.encode()), CHECKSUM_LENGTH)
+    return "".join(reversed(digits))
 
 
 def _random(length: int) -> str:
@@ -61,17 +60,36 @@ def generate_key() -> IssuedKey:
 
 
 def parse_key(key: str) -> str:
-    """The key's public id, or ``MalformedKey`` if the prefix, shape or checksum is wrong."""
-    match = _KEY_SHAPE.fullmatch(key[:-CHECKSUM_LENGTH]) if len(key) <= MAX_KEY_LENGTH else None
-    if match is None or not hmac.compare_digest(
-        key[-CHECKSUM_LENGTH:].encode(), checksum(key[:-CHECKSUM_LENGTH]).encode()
-    ):
+    """The key's public id, or ``MalformedKey`` if the prefix, shape or checksum is wrong.
+
+    The checksum is no secret (anyone can compute it), so a plain comparison will do.
+    """
+    body = key[:-CHECKSUM_LENGTH]
+    match = _KEY_SHAPE.fullmatch(body) if len(key) <= MAX_KEY_LENGTH else None
+    if match is None or key[-CHECKSUM_LENGTH:] != checksum(body):
         raise MalformedKey("not a CraftDesk API key")
     return match.group(1)
 
 
 def hash_key(pepper: bytes, key: str) -> bytes:
-    return hmac.new(pepper, key.encode(), hashlib.sha256).digest()
+    mac = _hmac_sha256(pepper).copy()
+    mac.update(key.encode())
+    return mac.digest()
+
+
+@functools.cache
+def _hmac_sha256(pepper: bytes) -> hmac.HMAC:
+    """HMAC-SHA256 keyed once with the pepper, copied for each key.
+
+    With a Python callable as digest, ``hmac`` runs its own RFC 2104 code over hashlib's
+    SHA-256, whose keyed state copies in about 1 µs; OpenSSL 3's HMAC costs every request
+    about 3 µs of set-up instead.
+    """
+    return hmac.new(pepper, digestmod=_sha256)
+
+
+def _sha256(data: bytes = b"") -> "hashlib._Hash":
+    return hashlib.sha256(data)
 
 
 def display_prefix(public_id: str) -> str:

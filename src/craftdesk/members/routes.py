@@ -7,7 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from craftdesk.audit.service import Actor, Target, record
-from craftdesk.auth.bearer import require_permission
+from craftdesk.auth.bearer import KeyRoute, require_permission
 from craftdesk.auth.principal import Principal
 from craftdesk.db import Session
 from craftdesk.errors import KEY_ROUTE_ERRORS, Conflict, Forbidden, NotFound
@@ -16,7 +16,9 @@ from craftdesk.schemas import Body, Id
 from craftdesk.workspaces.models import Membership, User
 from craftdesk.workspaces.service import remove_member
 
-router = APIRouter(prefix="/v1/members", tags=["members"], responses=KEY_ROUTE_ERRORS)
+router = APIRouter(
+    prefix="/v1/members", tags=["members"], responses=KEY_ROUTE_ERRORS, route_class=KeyRoute
+)
 
 Role = Literal["owner", "admin", "member"]
 

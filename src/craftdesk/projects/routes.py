@@ -5,7 +5,7 @@ from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from craftdesk.auth.bearer import require_permission
+from craftdesk.auth.bearer import KeyRoute, require_permission
 from craftdesk.auth.principal import Principal
 from craftdesk.db import Session
 from craftdesk.errors import KEY_ROUTE_ERRORS, NotFound
@@ -13,7 +13,9 @@ from craftdesk.pagination import Page, PageParams, page_params, paginate
 from craftdesk.projects.models import Project, Task
 from craftdesk.schemas import Body, Id, Text, Title
 
-router = APIRouter(prefix="/v1/projects", tags=["projects"], responses=KEY_ROUTE_ERRORS)
+router = APIRouter(
+    prefix="/v1/projects", tags=["projects"], responses=KEY_ROUTE_ERRORS, route_class=KeyRoute
+)
 
 Status = Literal["todo", "doing", "done"]
 Pagination = Annotated[PageParams, Depends(page_params)]
