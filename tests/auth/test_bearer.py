@@ -133,6 +133,21 @@ async def test_key_of_another_workspace_than_named(client: httpx.AsyncClient, wo
     assert_401(wrong, "workspace_mismatch")
 
 
+@pytest.mark.parametrize("key", [None, generate_key().key], ids=["no key", "unknown key"])
+async def test_a_bad_key_gets_its_401_before_the_body_is_read(
+    client: httpx.AsyncClient, key: str | None
+) -> None:
+    response = await client.post(
+        "/v1/projects",
+        content=b'{"name": ',  # cut short: a 422 to a valid key
+        headers={"Content-Type": "application/json", **(bearer(key) if key else {})},
+    )
+    if key is None:
+        assert_401(response, "missing_credentials", REALM)
+    else:
+        assert_401(response, "invalid_key")
+
+
 async def test_401_never_echoes_the_key(client: httpx.AsyncClient, world: World) -> None:
     workspace, owner = await world.workspace()
     key = await world.key(workspace, owner, expires_at=utcnow() - dt.timedelta(seconds=1))
