@@ -15,8 +15,10 @@ For each backend and table size asked for, on loopback only and stopping by itse
 
 Prints one row per backend, table size and endpoint: requests/s (all rounds' requests over
 all rounds' time), p50 (median of the rounds'), p99 (the worst round's), the ratio of
-/v1/auth/key's requests/s to /healthz's, and the server process's CPU time per request (all
-its threads, from /proc), which stays meaningful when other load shares the machine.
+/v1/auth/key's requests/s to /healthz's (the median of the rounds' ratios, each round's
+/v1/auth/key run against the /healthz run just before it, with their range: many short rounds,
+so that a drift in the machine's speed hits both endpoints alike), and the server process's
+CPU time per request (all its threads, from /proc).
 Per-round lines go to stderr. ``--profile DIR`` also samples the server with py-spy.
 """
 
@@ -397,8 +399,18 @@ class Result:
         return sum(r.cpu_us * r.requests for r in runs) / sum(r.requests for r in runs)
 
     @property
+    def round_ratios(self) -> list[float]:
+        """Each round's /v1/auth/key requests/s over the /healthz round just before it."""
+        return [
+            key.rps / health.rps
+            for health, key in zip(self.runs["healthz"], self.runs["auth/key"], strict=True)
+        ]
+
+    @property
     def ratio(self) -> float:
-        return self.rps("auth/key") / self.rps("healthz")
+        """The median of the rounds' ratios: the machine's speed may drift between rounds
+        (other virtual machines on the host), and each round's pair sees the same speed."""
+        return statistics.median(self.round_ratios)
 
 
 def bench(backend: str, total_keys: int, args: argparse.Namespace) -> Result:
@@ -473,7 +485,8 @@ def check_metering(result: Result, served_ok: int, args: argparse.Namespace) -> 
 
 def table(results: list[Result]) -> str:
     header = (
-        "backend", "keys in table", "endpoint", "requests/s", "p50 ms", "p99 ms", "ratio",
+        "backend", "keys in table", "endpoint", "requests/s", "p50 ms", "p99 ms",
+        "ratio (rounds' range)",
         "server CPU µs/req",
     )
     rows = [header]
@@ -482,7 +495,8 @@ def table(results: list[Result]) -> str:
             rows.append((
                 result.backend, f"{result.keys:,}", f"GET {ENDPOINTS[name]}",
                 f"{result.rps(name):,.0f}", f"{result.p50(name):.1f}", f"{result.p99(name):.1f}",
-                f"{result.ratio:.2f}" if name == "auth/key" else "",
+                f"{result.ratio:.2f} ({min(result.round_ratios):.2f}–"
+                f"{max(result.round_ratios):.2f})" if name == "auth/key" else "",
                 f"{result.cpu_us(name):.0f}",
             ))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
@@ -502,8 +516,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--keys", default="10",
                         help="keys in the table, comma separated for several runs "
                              "(e.g. 10,1000000); above --bench-keys the rest are seeded")
-    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
-    parser.add_argument("--rounds", type=int, default=3,
+    parser.add_argument("--duration", type=int, default=3, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=10,
                         help="alternating rounds of /healthz then /v1/auth/key")
     parser.add_argument("--warmup", type=int, default=2, help="seconds of warm-up per endpoint")
     parser.add_argument("--connections", type=int, default=32)
@@ -561,6 +575,7 @@ def main(argv: list[str] | None = None) -> None:
         args.json.write_text(json.dumps([
             {
                 "backend": r.backend, "keys": r.keys, "ratio": round(r.ratio, 3),
+                "round_ratios": [round(x, 3) for x in r.round_ratios],
                 **{
                     name: {"rps": round(r.rps(name), 1), "p50_ms": r.p50(name),
                            "p99_ms": r.p99(name), "server_cpu_us": round(r.cpu_us(name), 1)}
