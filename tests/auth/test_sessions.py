@@ -1,3 +1,5 @@
+import asyncio
+
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -64,6 +66,19 @@ async def test_repeated_failures_lock_the_account_with_retry_after(
     assert locked.status_code == 429
     assert locked.json()["code"] == "too_many_attempts"
     assert int(locked.headers["retry-after"]) > 0
+
+
+async def test_concurrent_guesses_get_no_more_tries_than_the_lock_out_allows(
+    client: httpx.AsyncClient, world: World, app: FastAPI
+) -> None:
+    workspace, owner = await world.workspace()
+    guess = {"workspace": workspace.slug, "email": owner.email, "password": "guess"}
+    responses = await asyncio.gather(
+        *(client.post("/v1/sessions", json=guess) for _ in range(20))
+    )
+    statuses = sorted(response.status_code for response in responses)
+    allowed = app.state.settings.login_max_failures
+    assert statuses == [401] * allowed + [429] * (20 - allowed)
 
 
 async def test_unsafe_request_without_csrf_token_is_refused(

@@ -16,7 +16,8 @@ import anyio
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import APIKeyCookie
 from pydantic import BaseModel, Field
-from sqlalchemy import delete, select
+from sqlalchemy import case, delete, null, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from craftdesk.audit.service import Actor, Target, record
@@ -170,28 +171,42 @@ def _session_out(user: SignedIn) -> SessionOut:
     )
 
 
-async def _check_throttle(session: AsyncSession, account: str, now: dt.datetime) -> None:
-    throttle = await session.get(LoginThrottle, account)
-    if throttle is not None and throttle.locked_until is not None and throttle.locked_until > now:
-        retry_after = int((throttle.locked_until - now).total_seconds()) + 1
+async def _count_attempt(
+    session: AsyncSession, account: str, now: dt.datetime, settings: Settings
+) -> None:
+    """Count a sign-in attempt before its password is checked, in one statement, so that
+    concurrent guesses cannot outrun the lock-out: past the allowed failures, the account is
+    locked for a while (429). A success clears the count; an expired lock starts it over."""
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    lock_over = LoginThrottle.locked_until <= now
+    failures, locked_until = (
+        await session.execute(
+            insert(LoginThrottle)
+            .values(account=account, failures=1)
+            .on_conflict_do_update(
+                index_elements=[LoginThrottle.account],
+                set_={
+                    "failures": case((lock_over, 1), else_=LoginThrottle.failures + 1),
+                    "locked_until": case((lock_over, null()), else_=LoginThrottle.locked_until),
+                },
+            )
+            .returning(LoginThrottle.failures, LoginThrottle.locked_until)
+        )
+    ).one()
+    if locked_until is None and failures > settings.login_max_failures:
+        locked_until = now + dt.timedelta(seconds=settings.login_lockout_seconds)
+        await session.execute(
+            update(LoginThrottle)
+            .where(LoginThrottle.account == account, LoginThrottle.locked_until.is_(None))
+            .values(locked_until=locked_until)
+        )
+    await session.commit()
+    if locked_until is not None:
+        retry_after = int((locked_until - now).total_seconds()) + 1
         raise TooManyAttempts(
             f"Too many failed sign-ins for this account. Try again in {retry_after} s.",
             headers={"Retry-After": str(retry_after)},
         )
-
-
-async def _record_failure(
-    session: AsyncSession, account: str, now: dt.datetime, settings: Settings
-) -> None:
-    throttle = await session.get(LoginThrottle, account)
-    if throttle is None:
-        throttle = LoginThrottle(account=account, failures=0)
-        session.add(throttle)
-    throttle.failures += 1
-    if throttle.failures >= settings.login_max_failures:
-        throttle.failures = 0
-        throttle.locked_until = now + dt.timedelta(seconds=settings.login_lockout_seconds)
-    await session.commit()
 
 
 async def _audit_failed_sign_in(
@@ -226,7 +241,7 @@ async def sign_in(
     email = body.email.strip().lower()
     account = f"{body.workspace}:{email}"
     try:
-        await _check_throttle(session, account, now)
+        await _count_attempt(session, account, now, settings)
     except TooManyAttempts:
         await _audit_failed_sign_in(session, request, body, email, None, "too_many_attempts")
         await session.commit()
@@ -243,7 +258,7 @@ async def sign_in(
     if not await anyio.to_thread.run_sync(verify_password, body.password, password_hash):
         user_id = row[0].id if row is not None else None
         await _audit_failed_sign_in(session, request, body, email, user_id, "invalid_login")
-        await _record_failure(session, account, now, settings)
+        await session.commit()
         raise Unauthorized(
             "invalid_login",
             "The workspace, email or password is wrong. Check them and try again.",
