@@ -1,10 +1,13 @@
 import asyncio
+import threading
 
 import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 
+import craftdesk.auth.sessions
+from craftdesk.auth.passwords import verify_password
 from craftdesk.workspaces.models import User
 from tests.conftest import PASSWORD, World, bearer, sign_in
 
@@ -79,6 +82,36 @@ async def test_concurrent_guesses_get_no_more_tries_than_the_lock_out_allows(
     statuses = sorted(response.status_code for response in responses)
     allowed = app.state.settings.login_max_failures
     assert statuses == [401] * allowed + [429] * (20 - allowed)
+
+
+async def test_a_sign_in_checking_its_password_does_not_hold_up_api_requests(
+    client: httpx.AsyncClient, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workspace, owner = await world.workspace()
+    key = await world.key(workspace, owner)
+    checking, release = threading.Event(), threading.Event()
+
+    def held_check(password: str, password_hash: str | None) -> bool:
+        checking.set()
+        release.wait(10)  # the argon2 check takes as long as the test wants
+        return verify_password(password, password_hash)
+
+    monkeypatch.setattr(craftdesk.auth.sessions, "verify_password", held_check)
+    sign_in = asyncio.create_task(
+        client.post(
+            "/v1/sessions",
+            json={"workspace": workspace.slug, "email": owner.email, "password": PASSWORD},
+        )
+    )
+    try:
+        assert await asyncio.to_thread(checking.wait, 10)
+        meanwhile = await client.post(
+            "/v1/projects", json={"name": "Meanwhile"}, headers=bearer(key)
+        )
+    finally:
+        release.set()
+    assert meanwhile.status_code == 201, meanwhile.text
+    assert (await sign_in).status_code == 201
 
 
 async def test_unsafe_request_without_csrf_token_is_refused(

@@ -255,6 +255,9 @@ async def sign_in(
         )
     ).first()
     password_hash = row[0].password_hash if row is not None else None
+    # No transaction stays open through the slow check: on SQLite it would hold the write
+    # lock, and every API request waits on that to be counted.
+    await session.commit()
     if not await anyio.to_thread.run_sync(verify_password, body.password, password_hash):
         user_id = row[0].id if row is not None else None
         await _audit_failed_sign_in(session, request, body, email, user_id, "invalid_login")
