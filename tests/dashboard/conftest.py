@@ -20,7 +20,8 @@ from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright
 from craftdesk.projects.models import Project
 from craftdesk.workspaces.models import Workspace
 from tests.conftest import IN_CI, PASSWORD, Member
-from tests.dashboard.live import CHROMIUM, CHROMIUM_ARGS, LiveServer, Seed, seeding, start_server
+from tests.dashboard.live import CHROMIUM, CHROMIUM_ARGS, Seed, seeding
+from tests.live.server import LiveServer, server_env, start_server
 
 # Chromium logs every 4xx fetch; the sign-in page's session probe is an expected 401.
 _EXPECTED_CONSOLE = re.compile(
@@ -34,7 +35,7 @@ def start_live_server(database_url: str, tmp_path: Path) -> Iterator[Callable[..
     servers: list[LiveServer] = []
 
     def start(**env: str) -> LiveServer:
-        server = start_server(database_url, tmp_path, **env)
+        server = start_server(server_env(database_url, **env), tmp_path)
         servers.append(server)
         return server
 
@@ -84,7 +85,7 @@ async def page(browser: Browser, server: LiveServer) -> AsyncIterator[Page]:
     tab.on("pageerror", lambda error: problems.append(f"page error: {error}"))
     yield tab
     await context.close()
-    assert not problems, f"the page reported errors: {problems}\nserver log:\n{server.log}"
+    assert not problems, f"the page reported errors: {problems}\nserver log:\n{server.log()}"
 
 
 @pytest_asyncio.fixture(loop_scope="session")

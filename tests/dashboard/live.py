@@ -1,20 +1,11 @@
-"""A live CraftDesk server in a subprocess, a shared Chromium, and data seeded straight
-into the server's database: what the browser tests and the screenshot script share."""
+"""A shared Chromium and data seeded straight into a live server's database (started with
+``tests.live.server``): what the browser tests and the screenshot script share."""
 
 import datetime as dt
-import os
-import socket
-import subprocess
-import sys
-import threading
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from pathlib import Path
 from types import SimpleNamespace
 
-import httpx
 from sqlalchemy import select, update
 
 from craftdesk.config import Settings
@@ -33,89 +24,6 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
     "--disable-component-update",
 ]
-STARTUP_TIMEOUT = 30.0
-
-
-@dataclass
-class LiveServer:
-    url: str
-    process: subprocess.Popen[str]
-    output: list[str] = field(default_factory=list)
-    reader: threading.Thread | None = None
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        if self.reader is not None:
-            self.reader.join()
-        assert self.process.stdout is not None
-        self.process.stdout.close()
-
-    @property
-    def log(self) -> str:
-        return "".join(self.output)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def start_server(database_url: str, workdir: Path, **env: str) -> LiveServer:
-    """Serve ``craftdesk.app:create_app`` with uvicorn on a free port; return once it answers
-    /healthz. ``env`` adds ``CRAFTDESK_*`` settings (e.g. ``CRAFTDESK_CORS_ORIGINS``)."""
-    port = _free_port()
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("CRAFTDESK_")}
-    environment |= {
-        "CRAFTDESK_DATABASE_URL": database_url,
-        "CRAFTDESK_KEY_PEPPER": TEST_PEPPER,
-        "CRAFTDESK_ENV": "development",
-        **env,
-    }
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "craftdesk.app:create_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--no-access-log",
-        ],
-        cwd=workdir,  # no stray .env
-        env=environment,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    server = LiveServer(f"http://127.0.0.1:{port}", process)
-    exited = threading.Event()
-
-    def collect() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            server.output.append(line)
-        exited.set()
-
-    server.reader = threading.Thread(target=collect, daemon=True)
-    server.reader.start()
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while time.monotonic() < deadline and not exited.is_set():
-        try:
-            if httpx.get(f"{server.url}/healthz", timeout=5).status_code == 200:
-                return server
-        except httpx.TransportError:
-            exited.wait(0.05)  # not listening yet
-    server.stop()
-    raise RuntimeError(f"the server did not start:\n{server.log}")
 
 
 @asynccontextmanager

@@ -22,7 +22,8 @@ from craftdesk.migrate import upgrade
 from craftdesk.workspaces.models import User
 from craftdesk.workspaces.service import add_member, create_workspace
 from tests.conftest import PASSWORD, Member
-from tests.dashboard.live import CHROMIUM, CHROMIUM_ARGS, Seed, seeding, start_server
+from tests.dashboard.live import CHROMIUM, CHROMIUM_ARGS, Seed, seeding
+from tests.live.server import server_env, start_server
 
 OUTPUT = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
@@ -145,7 +146,7 @@ def main(output: Path) -> None:
         database_url = f"sqlite+aiosqlite:///{workdir}/demo.db"
         upgrade(database_url)
         slug, email, keys = asyncio.run(_seed(database_url))
-        server = start_server(database_url, Path(workdir))
+        server = start_server(server_env(database_url), Path(workdir))
         try:
             asyncio.run(_shoot(server.url, slug, email, keys, output))
         finally:

@@ -12,7 +12,8 @@ from playwright.async_api import Browser
 from craftdesk.app import create_app
 from craftdesk.config import Settings
 from tests.conftest import PASSWORD, TEST_PEPPER, World
-from tests.dashboard.live import LiveServer, Seed
+from tests.dashboard.live import Seed
+from tests.live.server import LiveServer
 
 DASHBOARD = "https://dashboard.craftdesk.test"
 PREFLIGHT = {

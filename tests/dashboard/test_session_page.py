@@ -6,7 +6,8 @@ from playwright.async_api import Page, expect
 
 from tests.conftest import PASSWORD
 from tests.dashboard.conftest import Team, sign_in
-from tests.dashboard.live import LiveServer, Seed
+from tests.dashboard.live import Seed
+from tests.live.server import LiveServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="session")]
 

@@ -9,7 +9,7 @@ from playwright.async_api import Page, expect
 
 from tests.conftest import bearer
 from tests.dashboard.conftest import Team, sign_in
-from tests.dashboard.live import LiveServer
+from tests.live.server import LiveServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="session")]
 

@@ -9,7 +9,8 @@ import httpx
 import pytest
 
 from tests.conftest import World, bearer, sign_in
-from tests.live.conftest import LiveServer, StartServers
+from tests.live.conftest import StartServers
+from tests.live.server import LiveServer
 
 pytestmark = pytest.mark.slow
 

@@ -16,7 +16,8 @@ import httpx
 import pytest
 
 from tests.conftest import World, bearer
-from tests.live.conftest import LiveServer, StartServers
+from tests.live.conftest import StartServers
+from tests.live.server import LiveServer
 
 pytestmark = pytest.mark.slow
 
