@@ -25,7 +25,7 @@ API_KEY_SECURITY: dict[str, Any] = {"security": [{"ApiKey": []}]}
 
 def bearer_token(request: Request) -> str | None:
     """The token of an ``Authorization: Bearer`` header, ``None`` without one."""
-    header = request.headers.get("authorization")
+    header, _ = _headers(request)
     return None if header is None else _token(header)
 
 
