@@ -1,9 +1,13 @@
 import datetime as dt
+from collections.abc import AsyncIterator
 
-from hypothesis import given
+import asyncpg
+import pytest
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from craftdesk.metering.periods import BillingPeriod
+from tests.conftest import _asyncpg_dsn
 
 UTC = dt.UTC
 instants = st.datetimes(
@@ -63,3 +67,42 @@ def test_next_period_begins_where_this_one_ends(anchor: dt.datetime, instant: dt
     following = BillingPeriod.containing(anchor, period.end)
     assert following.start == period.end
     assert following.end > following.start
+
+
+@pytest.fixture
+def backend() -> str:
+    return "postgresql"
+
+
+@pytest.fixture
+async def postgres(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    # A session time zone far from UTC: the periods must not depend on it.
+    connection = await asyncpg.connect(
+        _asyncpg_dsn(database_url), server_settings={"TimeZone": "Pacific/Kiritimati"}
+    )
+    yield connection
+    await connection.close()
+
+
+@settings(
+    max_examples=500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(anchor=instants, instant=instants)
+@example(  # the 31st, clamped to February's end in a leap year
+    anchor=dt.datetime(2026, 1, 31, 9, 30, tzinfo=UTC), instant=dt.datetime(2028, 3, 1, tzinfo=UTC)
+)
+@example(  # the boundary instant opens the new period
+    anchor=dt.datetime(2026, 3, 15, 12, tzinfo=UTC),
+    instant=dt.datetime(2026, 4, 15, 12, tzinfo=UTC),
+)
+@example(  # one microsecond before it
+    anchor=dt.datetime(2026, 3, 15, 12, tzinfo=UTC),
+    instant=dt.datetime(2026, 4, 15, 11, 59, 59, 999999, tzinfo=UTC),
+)
+async def test_postgresql_counts_in_the_same_period_as_python(
+    postgres: asyncpg.Connection, anchor: dt.datetime, instant: dt.datetime
+) -> None:
+    """The key gate meters on PostgreSQL with the period PostgreSQL computes; the usage
+    routes read it back with the period Python computes. They must be the same row."""
+    start = await postgres.fetchval("SELECT billing_period_start($1, $2)", anchor, instant)
+    assert start == BillingPeriod.containing(anchor, instant).start

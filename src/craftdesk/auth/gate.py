@@ -1,10 +1,10 @@
-"""Where a key is validated and metered: a few statements for a whole batch of requests.
+"""Where a key is validated and metered: one statement (or transaction) for a whole batch.
 
 Requests that arrive while a batch is in flight queue up and go together in the next one
 (group commit). For each batch the gate:
 
 1. looks up every key it holds, with its workspace and its creator's current role;
-2. checks each key's hash (constant time), revocation, expiry and workspace;
+2. checks each key's hash, revocation, expiry and workspace;
 3. meters: under the lock of each workspace's usage row, admits requests up to the quota and
    counts them per workspace, key, period and day (``craftdesk.metering.counter``).
 
@@ -13,9 +13,11 @@ runs ahead of its count, and nothing is cached: a revoke committed by any proces
 the next request.
 
 Every key-authenticated request waits on this, so it talks to the driver directly with fixed
-SQL. PostgreSQL: two round trips per batch, the lookup, then one statement that locks, admits
-and counts (each statement its own transaction, so no BEGIN or COMMIT round trips). SQLite:
-one ``BEGIN IMMEDIATE`` transaction on the gate's own connection, run on the event loop.
+SQL. PostgreSQL: one round trip per batch, a single statement (so its own transaction) that
+does all three steps; the gate then takes the same decisions again in Python, comparing each
+hash in constant time, to answer each request, and checks that they agree with what was
+counted. SQLite: one ``BEGIN IMMEDIATE`` transaction on the gate's own connection, run on the
+event loop: the lookup, then the checks in Python, then the metering statements.
 """
 
 import asyncio
@@ -47,6 +49,7 @@ from craftdesk.metering import counter
 from craftdesk.metering.counter import Demand
 from craftdesk.metering.periods import BillingPeriod
 from craftdesk.metering.usage import quota_limit
+from craftdesk.workspaces.models import PLANS
 
 logger = logging.getLogger("craftdesk.auth")
 
@@ -54,8 +57,8 @@ MAX_BATCH = 256
 LAST_USED_RESOLUTION = dt.timedelta(seconds=30)
 
 _LOOKUP = """
-SELECT k.id, k.public_id, k.name, k.key_hash, k.scope, k.permissions{as_text},
-       k.project_ids{as_text}, k.expires_at, k.revoked_at IS NOT NULL, k.last_used_at,
+SELECT k.id, k.public_id, k.name, k.key_hash, k.scope, k.permissions,
+       k.project_ids, k.expires_at, k.revoked_at IS NOT NULL, k.last_used_at,
        k.created_by_id, m.role, w.id, w.slug, w.name, w.plan, w.quota_override,
        w.billing_anchor
 FROM api_keys AS k
@@ -63,7 +66,6 @@ JOIN workspaces AS w ON w.id = k.workspace_id
 LEFT JOIN memberships AS m ON m.workspace_id = k.workspace_id AND m.user_id = k.created_by_id
 WHERE k.public_id {matches}
 """
-_LOOKUP_POSTGRES = _LOOKUP.format(as_text="::text", matches="= ANY($1::varchar[])")
 
 
 class KeyRow(NamedTuple):
@@ -87,6 +89,9 @@ class KeyRow(NamedTuple):
     plan: str
     quota_override: int | None
     billing_anchor: dt.datetime
+
+
+_KEY_COLUMNS = len(KeyRow._fields)
 
 
 @dataclass(slots=True)
@@ -194,7 +199,7 @@ class _Batch:
 
 
 class _PostgresStore:
-    """Two statements per batch, through asyncpg itself, on a connection the gate keeps.
+    """One statement per batch, through asyncpg itself, on a connection the gate keeps.
 
     The connection is checked out of the engine's pool once. When it breaks (or a batch
     times out), it is discarded along with the pool's idle connections, as SQLAlchemy does
@@ -205,6 +210,7 @@ class _PostgresStore:
     def __init__(self, engine: AsyncEngine, settings: Settings):
         self._engine = engine
         self._timeout = settings.db_timeout_seconds
+        self._plan_quotas = {plan: settings.plan_quota(plan) for plan in PLANS}
         self._connection: AsyncConnection | None = None
         self._driver: Any = None
 
@@ -214,17 +220,12 @@ class _PostgresStore:
                 self._connection = await self._engine.connect()
                 self._driver = (await self._connection.get_raw_connection()).driver_connection
             try:
-                rows = {
-                    record[1]: _postgres_row(record)
-                    for record in await self._driver.fetch(_LOOKUP_POSTGRES, batch.public_ids)
-                }
-                demands = batch.check(rows)
-                used = (
-                    await counter.meter_postgres(
-                        self._driver, demands, batch.stale_key_ids, batch.now
-                    )
-                    if demands
-                    else {}
+                records = await counter.admit_postgres(
+                    self._driver,
+                    [(a.public_id, a.key_hash, a.workspace_slug) for a in batch.attempts],
+                    batch.now,
+                    self._plan_quotas,
+                    batch.now - LAST_USED_RESOLUTION,
                 )
             except BaseException as exc:
                 if isinstance(exc, asyncpg.PostgresError) and not isinstance(
@@ -234,6 +235,18 @@ class _PostgresStore:
                 await self.close(invalidate=True)
                 await self._engine.dispose(close=False)
                 raise
+        rows = {record["public_id"]: _key_row(list(record[:_KEY_COLUMNS])) for record in records}
+        metered = {record["workspace_id"]: record for record in records}
+        used = {}
+        for demand in batch.check(rows):
+            # The statement checked and counted; this is the same decision, taken again
+            # to answer each request (the hash compared in constant time).
+            record = metered[demand.workspace_id]
+            if (record["period_start"], record["quota"], record["wanted"]) != (
+                demand.period.start, demand.limit, len(demand.key_ids)
+            ):
+                raise RuntimeError(f"the gate's statement counted otherwise: {demand}")
+            used[demand.workspace_id] = record["used"]
         batch.admit(used)
 
     async def close(self, *, invalidate: bool = False) -> None:
@@ -250,10 +263,6 @@ def _key_row(values: list[Any]) -> KeyRow:
         if values[index] is not None:
             values[index] = json.loads(values[index])
     return KeyRow(*values)
-
-
-def _postgres_row(record: asyncpg.Record) -> KeyRow:
-    return _key_row(list(record))
 
 
 class _SqliteStore:
@@ -355,7 +364,7 @@ class _SqliteStore:
 @functools.cache
 def _sqlite_lookup(count: int) -> str:
     """The lookup of ``count`` keys (one text per batch size, so SQLite caches each)."""
-    return _LOOKUP.format(as_text="", matches=f"IN ({', '.join('?' * count)})")
+    return _LOOKUP.format(matches=f"IN ({', '.join('?' * count)})")
 
 
 def _parse_sqlite_datetime(value: str | None) -> dt.datetime | None:

@@ -1,17 +1,20 @@
 """Exact counting: admit up to the quota, and record per workspace, key and day.
 
-Called by the key gate once per batch, with what each workspace's requests ask for (a
-``Demand``). The workspace's usage row is locked before its count is read, so concurrent
-batches from any number of processes never overshoot the quota; the first requests of a
-batch are admitted, up to the quota, and only those are counted.
+Called by the key gate once per batch. A workspace's usage row is locked before its count is
+read, so concurrent batches from any number of processes never overshoot the quota; the
+first requests of a batch are admitted, up to the quota, and only those are counted.
 
-- PostgreSQL: one statement, so one round trip and its own transaction. It locks the usage
-  rows (``SELECT … FOR UPDATE``, in workspace order, so two processes' batches cannot
-  deadlock; after waiting on a lock it reads the count the other batch committed), adds
-  what it admits, and adds those to the keys' period and daily counts. It only locks rows
-  that exist: for a period's first batch the row is created, then the batch metered again.
+- PostgreSQL: one statement, so one round trip and its own transaction, for the gate's whole
+  batch (``POSTGRES_ADMIT``). It looks the keys up and checks each attempt, finds each
+  workspace's period (``billing_period_start``, a SQL function from the migrations that
+  agrees with ``BillingPeriod``) and quota, locks the usage rows (``SELECT … FOR UPDATE``,
+  in workspace order, so two processes' batches cannot deadlock; after waiting on a lock it
+  reads the count the other batch committed), adds what it admits, and adds those to the
+  keys' period and daily counts. It only locks rows that exist and counts nothing if one is
+  missing: for a period's first batch the row is created, then the whole batch run again.
 - SQLite: a few statements inside the gate's ``BEGIN IMMEDIATE`` transaction, which already
-  holds the database's write lock.
+  holds the database's write lock, given what each workspace's requests ask for (a
+  ``Demand``).
 
 SQLite stores ``UTCDateTime`` and ``Date`` as text the way SQLAlchemy writes them, so the
 rows written here and those written through the ORM are the same rows.
@@ -20,7 +23,7 @@ rows written here and those written through the ORM are the same rows.
 import datetime as dt
 import sqlite3
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,13 +44,34 @@ class Demand:
         return min(len(self.key_ids), max(0, self.limit - used))
 
 
-_POSTGRES_METER = """
-WITH demand AS (
-    SELECT * FROM unnest($1::integer[], $2::timestamptz[], $3::bigint[], $4::integer[])
-        AS d(workspace_id, period_start, quota, wanted)
+POSTGRES_ADMIT = """
+WITH attempt AS (
+    SELECT * FROM unnest($1::varchar[], $2::bytea[], $3::varchar[])
+        WITH ORDINALITY AS a(public_id, key_hash, workspace_slug, n)
+), found AS (
+    SELECT k.id, k.public_id, k.name, k.key_hash, k.scope, k.permissions::text,
+           k.project_ids::text, k.expires_at, k.revoked_at IS NOT NULL AS revoked,
+           k.last_used_at, k.created_by_id, m.role, w.id AS workspace_id, w.slug,
+           w.name AS workspace_name, w.plan, w.quota_override, w.billing_anchor
+    FROM api_keys AS k
+    JOIN workspaces AS w ON w.id = k.workspace_id
+    LEFT JOIN memberships AS m ON m.workspace_id = k.workspace_id AND m.user_id = k.created_by_id
+    WHERE k.public_id = ANY($1::varchar[])
 ), request AS (
-    SELECT * FROM unnest($5::integer[], $6::integer[], $7::integer[])
-        AS r(workspace_id, api_key_id, position)
+    SELECT f.workspace_id, f.id AS api_key_id,
+           billing_period_start(f.billing_anchor, $4) AS period_start,
+           COALESCE(f.quota_override, p.quota) AS quota,
+           row_number() OVER (PARTITION BY f.workspace_id ORDER BY a.n) - 1 AS position
+    FROM attempt AS a
+    JOIN found AS f ON f.public_id = a.public_id
+    JOIN unnest($5::varchar[], $6::bigint[]) AS p(plan, quota) ON p.plan = f.plan
+    WHERE f.key_hash = a.key_hash AND NOT f.revoked AND f.role IS NOT NULL
+      AND (f.expires_at IS NULL OR f.expires_at > $4)
+      AND (a.workspace_slug IS NULL OR a.workspace_slug = f.slug)
+), demand AS (
+    SELECT workspace_id, period_start, quota, count(*)::integer AS wanted
+    FROM request
+    GROUP BY workspace_id, period_start, quota
 ), locked AS (
     SELECT u.workspace_id, u.requests AS used
     FROM workspace_usage AS u
@@ -59,25 +83,29 @@ WITH demand AS (
     SET requests = l.used + LEAST(d.wanted, GREATEST(0, d.quota - l.used))
     FROM locked AS l JOIN demand AS d ON d.workspace_id = l.workspace_id
     WHERE u.workspace_id = l.workspace_id AND u.period_start = d.period_start
-    RETURNING u.workspace_id, u.period_start, l.used, u.requests - l.used AS granted
+      AND (SELECT count(*) FROM locked) = (SELECT count(*) FROM demand)
+    RETURNING u.workspace_id, l.used, u.requests - l.used AS granted
 ), admitted AS (
-    SELECT r.api_key_id, c.period_start, count(*)::integer AS requests
+    SELECT r.api_key_id, r.period_start, count(*)::integer AS requests
     FROM request AS r JOIN counted AS c ON c.workspace_id = r.workspace_id
     WHERE r.position < c.granted
-    GROUP BY r.api_key_id, c.period_start
+    GROUP BY r.api_key_id, r.period_start
 ), per_period AS (
     INSERT INTO key_usage AS k (api_key_id, period_start, requests)
     SELECT api_key_id, period_start, requests FROM admitted ORDER BY api_key_id
     ON CONFLICT (api_key_id, period_start) DO UPDATE SET requests = k.requests + excluded.requests
 ), per_day AS (
     INSERT INTO key_daily_usage AS k (api_key_id, day, requests)
-    SELECT api_key_id, $8::date, requests FROM admitted ORDER BY api_key_id
+    SELECT api_key_id, ($4 AT TIME ZONE 'UTC')::date, requests FROM admitted ORDER BY api_key_id
     ON CONFLICT (api_key_id, day) DO UPDATE SET requests = k.requests + excluded.requests
 ), last_used AS (
-    UPDATE api_keys SET last_used_at = $9
-    WHERE id = ANY($10::integer[]) AND id IN (SELECT api_key_id FROM admitted)
+    UPDATE api_keys SET last_used_at = $4
+    WHERE id IN (SELECT api_key_id FROM admitted) AND (last_used_at IS NULL OR last_used_at <= $7)
 )
-SELECT workspace_id, used FROM counted
+SELECT f.*, d.period_start, d.quota, d.wanted, c.used
+FROM found AS f
+LEFT JOIN demand AS d ON d.workspace_id = f.workspace_id
+LEFT JOIN counted AS c ON c.workspace_id = f.workspace_id
 """
 
 _POSTGRES_CREATE_ROWS = """
@@ -87,53 +115,44 @@ FROM unnest($1::integer[], $2::timestamptz[]) AS d(workspace_id, period_start)
 ON CONFLICT (workspace_id, period_start) DO NOTHING
 """
 
-
-async def meter_postgres(
-    conn: Any, demands: Sequence[Demand], stale_key_ids: list[int], now: dt.datetime
-) -> dict[int, int]:
-    """Admit and count on an asyncpg connection; each workspace's count before the batch.
-
-    The usage row of a period is created by its first request, in a statement of its own:
-    the metering statement only locks rows that already exist.
-    """
-    used: dict[int, int] = {}
-    todo = list(demands)
-    for attempt in range(2):
-        rows = await conn.fetch(_POSTGRES_METER, *_postgres_arguments(todo, stale_key_ids, now))
-        used.update((workspace_id, count) for workspace_id, count in rows)
-        todo = [demand for demand in todo if demand.workspace_id not in used]
-        if not todo:
-            return used
-        if attempt == 0:
-            await conn.execute(
-                _POSTGRES_CREATE_ROWS,
-                [demand.workspace_id for demand in todo],
-                [demand.period.start for demand in todo],
-            )
-    raise LookupError(f"no usage row for workspaces {[d.workspace_id for d in todo]}")
-
-
-def _postgres_arguments(
-    demands: Sequence[Demand], stale_key_ids: list[int], now: dt.datetime
+async def admit_postgres(
+    conn: Any,
+    attempts: Sequence[tuple[str, bytes, str | None]],
+    now: dt.datetime,
+    plan_quotas: Mapping[str, int],
+    last_used_before: dt.datetime,
 ) -> list[Any]:
-    request_workspaces, request_keys, positions = [], [], []
-    for demand in demands:
-        for position, key_id in enumerate(demand.key_ids):
-            request_workspaces.append(demand.workspace_id)
-            request_keys.append(key_id)
-            positions.append(position)
-    return [
-        [demand.workspace_id for demand in demands],
-        [demand.period.start for demand in demands],
-        [demand.limit for demand in demands],
-        [len(demand.key_ids) for demand in demands],
-        request_workspaces,
-        request_keys,
-        positions,
-        now.date(),
-        now,
-        stale_key_ids,
+    """Look up, check, admit and count a batch of attempts ``(public_id, key_hash,
+    workspace_slug)`` in one statement on an asyncpg connection.
+
+    One row per key found: the key's columns, then its workspace's ``period_start``,
+    ``quota``, ``wanted`` (how many of its requests passed the checks; NULL if none did)
+    and ``used`` (its count before the batch; NULL if nothing was counted).
+    """
+    public_ids, key_hashes, slugs = (list(column) for column in zip(*attempts, strict=True))
+    arguments = [
+        public_ids, key_hashes, slugs, now, list(plan_quotas), list(plan_quotas.values()),
+        last_used_before,
     ]
+    rows: list[Any] = await conn.fetch(POSTGRES_ADMIT, *arguments)
+    uncounted = _uncounted(rows)
+    if uncounted:
+        # A period's first requests: create its usage row, then run the whole batch again.
+        await conn.execute(_POSTGRES_CREATE_ROWS, list(uncounted), list(uncounted.values()))
+        rows = await conn.fetch(POSTGRES_ADMIT, *arguments)
+        if _uncounted(rows):
+            raise LookupError(f"no usage row for workspaces {sorted(_uncounted(rows))}")
+    return rows
+
+
+def _uncounted(rows: list[Any]) -> dict[int, dt.datetime]:
+    """The workspaces whose requests passed the checks but were not counted, because their
+    period's usage row is missing (the statement then counts nothing), with that period."""
+    return {
+        row["workspace_id"]: row["period_start"]
+        for row in rows
+        if row["wanted"] is not None and row["used"] is None
+    }
 
 
 def meter_sqlite(
