@@ -14,7 +14,8 @@ For each backend and table size asked for, on loopback only and stopping by itse
    response wrk saw.
 
 Prints one row per backend, table size and endpoint: requests/s (all rounds' requests over
-all rounds' time), p50 (median of the rounds'), p99 (the worst round's), the ratio of
+all rounds' time), p50 and p99 over all the rounds' responses (wrk's latency histograms
+merged; each round's own p99 is in its stderr line and in ``--json``), the ratio of
 /v1/auth/key's requests/s to /healthz's (the median of the rounds' ratios, each round's
 /v1/auth/key run against the /healthz run just before it, with their range: many short rounds,
 so that a drift in the machine's speed hits both endpoints alike), and the server process's
@@ -27,6 +28,7 @@ import asyncio
 import datetime as dt
 import hmac
 import json
+import math
 import os
 import shutil
 import signal
@@ -38,6 +40,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -346,6 +349,7 @@ class Run:
     errors: int
     p50_ms: float
     p99_ms: float
+    latency_us: Counter[int]  # how many responses took each latency, in µs
     cpu_us: float = 0.0  # the server process's CPU time (all threads) per request
 
     @property
@@ -374,7 +378,19 @@ def wrk(port: int, path: str, keys: list[str], args: argparse.Namespace, seconds
         + data["timeouts"],
         p50_ms=data["p50_us"] / 1000,
         p99_ms=data["p99_us"] / 1000,
+        latency_us=Counter(dict(data["latency_us"])),
     )
+
+
+def percentile_ms(histogram: Counter[int], percent: float) -> float:
+    """The latency that ``percent`` % of the responses took at most (nearest rank)."""
+    rank = max(1, math.ceil(sum(histogram.values()) * percent / 100))
+    seen = 0
+    for latency, count in sorted(histogram.items()):
+        seen += count
+        if seen >= rank:
+            return latency / 1000
+    return 0.0
 
 
 @dataclass
@@ -388,11 +404,8 @@ class Result:
         runs = self.runs[endpoint]
         return sum(r.requests for r in runs) / sum(r.seconds for r in runs)
 
-    def p50(self, endpoint: str) -> float:
-        return statistics.median(r.p50_ms for r in self.runs[endpoint])
-
-    def p99(self, endpoint: str) -> float:
-        return max(r.p99_ms for r in self.runs[endpoint])
+    def latency(self, endpoint: str, percent: float) -> float:
+        return percentile_ms(sum((r.latency_us for r in self.runs[endpoint]), Counter()), percent)
 
     def cpu_us(self, endpoint: str) -> float:
         runs = self.runs[endpoint]
@@ -494,7 +507,8 @@ def table(results: list[Result]) -> str:
         for name in ENDPOINTS:
             rows.append((
                 result.backend, f"{result.keys:,}", f"GET {ENDPOINTS[name]}",
-                f"{result.rps(name):,.0f}", f"{result.p50(name):.1f}", f"{result.p99(name):.1f}",
+                f"{result.rps(name):,.0f}", f"{result.latency(name, 50):.1f}",
+                f"{result.latency(name, 99):.1f}",
                 f"{result.ratio:.2f} ({min(result.round_ratios):.2f}–"
                 f"{max(result.round_ratios):.2f})" if name == "auth/key" else "",
                 f"{result.cpu_us(name):.0f}",
@@ -577,8 +591,10 @@ def main(argv: list[str] | None = None) -> None:
                 "backend": r.backend, "keys": r.keys, "ratio": round(r.ratio, 3),
                 "round_ratios": [round(x, 3) for x in r.round_ratios],
                 **{
-                    name: {"rps": round(r.rps(name), 1), "p50_ms": r.p50(name),
-                           "p99_ms": r.p99(name), "server_cpu_us": round(r.cpu_us(name), 1)}
+                    name: {"rps": round(r.rps(name), 1), "p50_ms": r.latency(name, 50),
+                           "p99_ms": r.latency(name, 99),
+                           "round_p99_ms": [run.p99_ms for run in r.runs[name]],
+                           "server_cpu_us": round(r.cpu_us(name), 1)}
                     for name in ENDPOINTS
                 },
                 "metered": r.metered[0],

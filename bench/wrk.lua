@@ -1,6 +1,8 @@
 -- Requests for wrk: GET $BENCH_PATH, with "Authorization: Bearer <key>" rotating over the
 -- comma-separated $BENCH_KEYS when set. Requests are built once per thread, so both endpoints
--- cost the client the same. done() prints one machine-readable line for bench.py.
+-- cost the client the same. done() prints one machine-readable line for bench.py, with the
+-- latency histogram (each distinct latency in µs and how many responses took it), so that
+-- bench.py can take percentiles over several runs together.
 
 local requests = {}
 local counter = 0
@@ -23,10 +25,16 @@ end
 
 function done(summary, latency, _)
     local e = summary.errors
+    local histogram = {}
+    for i = 1, #latency do
+        local value, count = latency(i)
+        histogram[i] = string.format("[%d, %d]", value, count)
+    end
     io.write(string.format(
         'BENCH {"requests": %d, "duration_us": %d, "non_2xx": %d, "connect_errors": %d, ' ..
         '"read_errors": %d, "write_errors": %d, "timeouts": %d, "p50_us": %d, "p99_us": %d, ' ..
-        '"max_us": %d}\n',
+        '"max_us": %d, "latency_us": [%s]}\n',
         summary.requests, summary.duration, e.status, e.connect, e.read, e.write, e.timeout,
-        latency:percentile(50), latency:percentile(99), latency.max))
+        latency:percentile(50), latency:percentile(99), latency.max,
+        table.concat(histogram, ", ")))
 end
