@@ -7,6 +7,7 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
+from craftdesk.auth.tokens import CHECKSUM_LENGTH, checksum
 from craftdesk.metering.models import KeyDailyUsage, KeyUsage, WorkspaceUsage
 from tests.conftest import World, bearer
 
@@ -98,3 +99,41 @@ async def test_unauthenticated_requests_are_not_counted(
     await client.get("/v1/projects", headers=bearer(key[:-1] + "0"))
     me = (await client.get("/v1/auth/key", headers=bearer(key))).json()
     assert me["quota"]["used"] == 1
+
+
+async def test_one_batch_over_two_workspaces_counts_each_request_once(
+    client: httpx.AsyncClient, world: World, app: FastAPI
+) -> None:
+    """Concurrent requests go to the database together. Here one workspace already has its
+    period's count and the other's period starts with this batch; a forged key of the first
+    rides along. Each admitted request is counted once, and each response reports its own
+    place in the count."""
+    first, first_owner = await world.workspace("First")
+    second, second_owner = await world.workspace("Second")
+    first_key = await world.key(first, first_owner)
+    second_key = await world.key(second, second_owner)
+    assert (await client.get("/v1/auth/key", headers=bearer(first_key))).status_code == 200
+    body = first_key[:-CHECKSUM_LENGTH]
+    forged_body = body[:-1] + ("a" if body[-1] != "a" else "b")
+    forged = forged_body + checksum(forged_body)
+
+    keys = [first_key, second_key, forged] * 10
+    responses = await asyncio.gather(
+        *(client.get("/v1/auth/key", headers=bearer(key)) for key in keys)
+    )
+
+    used: dict[str, list[int]] = {first_key: [], second_key: []}
+    for key, response in zip(keys, responses, strict=True):
+        if key == forged:
+            assert response.status_code == 401 and response.json()["code"] == "invalid_key"
+        else:
+            assert response.status_code == 200
+            used[key].append(int(response.headers["x-ratelimit-used"]))
+    assert sorted(used[first_key]) == list(range(2, 12))
+    assert sorted(used[second_key]) == list(range(1, 11))
+    async with app.state.sessionmaker() as session:
+        rows = await session.execute(select(WorkspaceUsage.workspace_id, WorkspaceUsage.requests))
+        stored = {workspace_id: requests for workspace_id, requests in rows}
+        per_key = await session.scalar(select(func.sum(KeyUsage.requests)))
+    assert stored == {first.id: 11, second.id: 10}
+    assert per_key == 21
