@@ -56,7 +56,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         logging.config.dictConfig(logging_config(settings.log_level))
-        engine = create_engine(settings.database_url, timeout=settings.db_timeout_seconds)
+        engine = create_engine(
+            settings.database_url,
+            timeout=settings.db_timeout_seconds,
+            max_connections=settings.db_max_connections,
+            pool_timeout=settings.db_pool_timeout_seconds,
+        )
         gate = KeyGate(engine, settings)
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)

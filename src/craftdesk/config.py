@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     login_lockout_seconds: int = Field(15 * 60, gt=0)
     max_body_bytes: int = Field(64 * 1024, gt=0)
     db_timeout_seconds: float = Field(2.0, gt=0)
+    db_max_connections: int = Field(30, ge=2)
+    db_pool_timeout_seconds: float = Field(30.0, gt=0)
 
     @model_validator(mode="before")
     @classmethod

@@ -66,12 +66,17 @@ def configure_sqlite_connection(dbapi_connection: Any) -> None:
     cursor.close()
 
 
-def create_engine(url: str, *, timeout: float = 2.0) -> AsyncEngine:
+def create_engine(
+    url: str, *, timeout: float = 2.0, max_connections: int = 30, pool_timeout: float = 30.0
+) -> AsyncEngine:
     """An engine with the settings each dialect needs for exact, concurrent counting.
 
     SQLite runs in WAL mode and opens every transaction with ``BEGIN IMMEDIATE``, so writers
     queue on the busy timeout instead of failing when a read transaction upgrades to a write.
     PostgreSQL connections give up after ``timeout`` seconds so an outage answers 503 quickly.
+    At most ``max_connections`` are open (10 kept, the rest while busy); a request that finds
+    them all taken waits its turn up to ``pool_timeout`` seconds: under load, slower answers
+    rather than errors.
     """
     kwargs: dict[str, Any] = {"pool_pre_ping": False}
     if url.startswith("sqlite"):
@@ -94,9 +99,9 @@ def create_engine(url: str, *, timeout: float = 2.0) -> AsyncEngine:
     return create_async_engine(
         url,
         connect_args=connect_args,
-        pool_size=10,
-        max_overflow=20,
-        pool_timeout=timeout,
+        pool_size=min(10, max_connections),
+        max_overflow=max_connections - min(10, max_connections),
+        pool_timeout=pool_timeout,
         **kwargs,
     )
 

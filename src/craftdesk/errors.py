@@ -27,6 +27,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -117,7 +118,7 @@ class DatabaseUnavailable(ProblemError):
 
     def __init__(self) -> None:
         super().__init__(
-            "The database is unreachable right now. Retry in a few seconds.",
+            "The database is unreachable or overloaded right now. Retry in a few seconds.",
             headers={"Retry-After": "2"},
         )
 
@@ -221,6 +222,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DBAPIError)
     @app.exception_handler(OSError)
     @app.exception_handler(TimeoutError)
+    @app.exception_handler(PoolTimeout)  # every connection stayed taken
     async def _database(request: Request, exc: Exception) -> JSONResponse:
         if isinstance(exc, IntegrityError):
             return problem_response(

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from craftdesk.app import create_app
 from craftdesk.config import Settings
@@ -163,3 +163,33 @@ async def test_nothing_is_half_written_in_an_outage(
     assert names == {f"p{n}" for n in range(20)}
     assert ok.count(201) == 20
     assert used == 20
+
+
+async def test_a_request_that_finds_every_connection_taken_waits_then_gets_503(
+    database_url: str,
+) -> None:
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        database_url=database_url,
+        key_pepper=TEST_PEPPER,
+        db_max_connections=2,  # the key gate keeps one
+        db_pool_timeout_seconds=0.5,
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        world = World(app)
+        workspace, owner = await world.workspace()
+        key = await world.key(workspace, owner)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            assert (await client.get("/v1/projects", headers=bearer(key))).status_code == 200
+            async with app.state.engine.connect() as held:
+                await held.execute(text("SELECT 1"))
+                started = time.monotonic()
+                response = await client.get("/v1/projects", headers=bearer(key))
+                waited = time.monotonic() - started
+            assert response.status_code == 503, response.text
+            assert response.json()["code"] == "database_unavailable"
+            assert int(response.headers["retry-after"]) > 0
+            assert waited >= 0.5
+            assert (await client.get("/v1/projects", headers=bearer(key))).status_code == 200
