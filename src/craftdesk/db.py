@@ -111,9 +111,13 @@ def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One session per request, opened by the route that needs it (not by a middleware)."""
+    """One session per request, opened by the route that needs it (not by a middleware).
+
+    It ends with the route function, before the response is written (``scope="function"``),
+    so its connection goes back to the pool as soon as the route no longer needs it.
+    """
     async with request.app.state.sessionmaker() as session:
         yield session
 
 
-Session = Annotated[AsyncSession, Depends(get_session)]
+Session = Annotated[AsyncSession, Depends(get_session, scope="function")]
