@@ -1,5 +1,6 @@
 """The seed's 401 troubleshooting list, one test per cause, and the Bearer header's rules."""
 
+import asyncio
 import datetime as dt
 
 import httpx
@@ -131,6 +132,26 @@ async def test_key_of_another_workspace_than_named(client: httpx.AsyncClient, wo
         "/v1/projects", headers={**bearer(key), "CraftDesk-Workspace": globex.slug}
     )
     assert_401(wrong, "workspace_mismatch")
+
+
+async def test_any_workspace_header_is_a_mismatch_for_that_request_alone(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """Concurrent requests are admitted together in one database statement. A workspace
+    header no slug can be (HTTP servers refuse a NUL, but an ASGI app cannot count on it)
+    is one request's mismatch, not a failure of the requests admitted with it."""
+    acme, owner = await world.workspace("Acme")
+    key = await world.key(acme, owner)
+    odd = [b"acme\x00", "café".encode("latin-1"), b"a" * 4000, acme.slug.upper().encode()]
+    responses = await asyncio.gather(
+        *(client.get("/v1/auth/key", headers={**bearer(key), "CraftDesk-Workspace": value})
+          for value in odd),
+        *(client.get("/v1/auth/key", headers=bearer(key)) for _ in range(3)),
+    )
+    for response in responses[: len(odd)]:
+        assert_401(response, "workspace_mismatch")
+    assert [response.status_code for response in responses[len(odd) :]] == [200] * 3
+    assert responses[-1].json()["quota"]["used"] == 3
 
 
 @pytest.mark.parametrize("key", [None, generate_key().key], ids=["no key", "unknown key"])

@@ -222,7 +222,7 @@ class _PostgresStore:
             try:
                 records = await counter.admit_postgres(
                     self._driver,
-                    [(a.public_id, a.key_hash, a.workspace_slug) for a in batch.attempts],
+                    [(a.public_id, a.key_hash, _text(a.workspace_slug)) for a in batch.attempts],
                     batch.now,
                     self._plan_quotas,
                     batch.now - LAST_USED_RESOLUTION,
@@ -255,6 +255,12 @@ class _PostgresStore:
             if invalidate:
                 await connection.invalidate()
             await connection.close()
+
+
+def _text(value: str | None) -> str | None:
+    """``value`` as PostgreSQL text, which cannot hold NUL. A header is checked against a
+    slug, which has none: any stand-in keeps it a mismatch, for that request alone."""
+    return value.replace("\x00", "\ufffd") if value is not None and "\x00" in value else value
 
 
 def _key_row(values: list[Any]) -> KeyRow:
