@@ -115,6 +115,7 @@ FROM unnest($1::integer[], $2::timestamptz[]) AS d(workspace_id, period_start)
 ON CONFLICT (workspace_id, period_start) DO NOTHING
 """
 
+
 async def admit_postgres(
     conn: Any,
     attempts: Sequence[tuple[str, bytes, str | None]],
