@@ -137,12 +137,11 @@ def _rejection(row: KeyRow | None, attempt: _Attempt, now: dt.datetime) -> Unaut
 
 
 class _Batch:
-    """One batch's decisions, apart from the database: what to look up, whom to admit."""
+    """One batch's decisions, apart from the database: whom to refuse, whom to admit."""
 
     def __init__(self, attempts: list[_Attempt], settings: Settings):
         self.attempts = attempts
         self.now = utcnow()
-        self.public_ids = sorted({attempt.public_id for attempt in attempts})
         self.outcomes: list[tuple[_Attempt, Principal | ProblemError]] = []
         self._settings = settings
         self._groups: dict[int, list[tuple[_Attempt, KeyRow]]] = {}
@@ -316,7 +315,8 @@ class _SqliteStore:
             raise
         cursor = connection.cursor()
         try:
-            cursor.execute(_sqlite_lookup(len(batch.public_ids)), batch.public_ids)
+            public_ids = sorted({attempt.public_id for attempt in batch.attempts})
+            cursor.execute(_sqlite_lookup(len(public_ids)), public_ids)
             demands = batch.check({row[1]: _sqlite_row(row) for row in cursor.fetchall()})
             used = (
                 counter.meter_sqlite(cursor, demands, batch.stale_key_ids, batch.now)
