@@ -8,10 +8,13 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from craftdesk.audit.models import AuditEvent
 from craftdesk.auth.tokens import parse_key
+from craftdesk.cli import connection_budget_warning
+from craftdesk.config import Settings
+from craftdesk.db import create_engine
 from tests.conftest import TEST_PEPPER, bearer
 
 CRAFTDESK = str(Path(sys.executable).with_name("craftdesk"))
@@ -152,3 +155,21 @@ def test_unreachable_database_is_one_clear_line() -> None:
     assert result.returncode != 0
     assert "cannot reach the database" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+async def test_serve_warns_when_its_workers_could_open_more_connections_than_postgresql_takes(
+    database_url: str,
+) -> None:
+    settings = Settings(_env_file=None, database_url=database_url)  # type: ignore[call-arg]
+    engine = create_engine(database_url)
+    async with engine.connect() as conn:
+        limit = int(await conn.scalar(text("SHOW max_connections")))
+        reserved = int(await conn.scalar(text("SHOW superuser_reserved_connections")))
+    await engine.dispose()
+    fits = (limit - reserved) // settings.db_max_connections
+    assert await connection_budget_warning(settings, fits) is None
+    warning = await connection_budget_warning(settings, fits + 1)
+    assert warning is not None
+    assert f"{fits + 1} workers × {settings.db_max_connections} connections" in warning
+    assert "CRAFTDESK_DB_MAX_CONNECTIONS" in warning

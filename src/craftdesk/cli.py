@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
 from craftdesk.audit.service import CLI, Target, record
@@ -49,6 +49,29 @@ async def _workspace(session: Any, slug: str) -> Workspace:
     return workspace
 
 
+async def connection_budget_warning(settings: Settings, workers: int) -> str | None:
+    """What to say when ``workers`` processes could open more connections than PostgreSQL
+    accepts (under load, the requests over its limit would get 503)."""
+    if not settings.database_url.startswith("postgresql"):
+        return None
+    engine = create_engine(settings.database_url)
+    try:
+        async with engine.connect() as conn:
+            limit = int(await conn.scalar(text("SHOW max_connections")))
+            reserved = int(await conn.scalar(text("SHOW superuser_reserved_connections")))
+    finally:
+        await engine.dispose()
+    wanted = workers * settings.db_max_connections
+    if wanted <= limit - reserved:
+        return None
+    return (
+        f"{workers} workers × {settings.db_max_connections} connections = {wanted}, over the "
+        f"{limit - reserved} PostgreSQL accepts (max_connections {limit}, {reserved} reserved); "
+        "under load some requests would get 503. Lower CRAFTDESK_DB_MAX_CONNECTIONS to "
+        f"{(limit - reserved) // workers} or fewer, or raise max_connections."
+    )
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
     import uvicorn
 
@@ -56,6 +79,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
     from craftdesk.migrate import upgrade
 
     upgrade(settings.database_url)
+    warning = asyncio.run(connection_budget_warning(settings, args.workers))
+    if warning:
+        print(f"craftdesk serve: {warning}", file=sys.stderr)
     uvicorn.run(
         "craftdesk.app:create_app",
         factory=True,
