@@ -347,10 +347,16 @@ class Run:
     seconds: float
     non_2xx: int
     errors: int
-    p50_ms: float
-    p99_ms: float
     latency_us: Counter[int]  # how many responses took each latency, in µs
     cpu_us: float = 0.0  # the server process's CPU time (all threads) per request
+
+    @property
+    def p50_ms(self) -> float:
+        return percentile_ms(self.latency_us, 50)
+
+    @property
+    def p99_ms(self) -> float:
+        return percentile_ms(self.latency_us, 99)
 
     @property
     def rps(self) -> float:
@@ -376,8 +382,6 @@ def wrk(port: int, path: str, keys: list[str], args: argparse.Namespace, seconds
         non_2xx=data["non_2xx"],
         errors=data["connect_errors"] + data["read_errors"] + data["write_errors"]
         + data["timeouts"],
-        p50_ms=data["p50_us"] / 1000,
-        p99_ms=data["p99_us"] / 1000,
         latency_us=Counter(dict(data["latency_us"])),
     )
 

@@ -32,9 +32,7 @@ function done(summary, latency, _)
     end
     io.write(string.format(
         'BENCH {"requests": %d, "duration_us": %d, "non_2xx": %d, "connect_errors": %d, ' ..
-        '"read_errors": %d, "write_errors": %d, "timeouts": %d, "p50_us": %d, "p99_us": %d, ' ..
-        '"max_us": %d, "latency_us": [%s]}\n',
+        '"read_errors": %d, "write_errors": %d, "timeouts": %d, "latency_us": [%s]}\n',
         summary.requests, summary.duration, e.status, e.connect, e.read, e.write, e.timeout,
-        latency:percentile(50), latency:percentile(99), latency.max,
         table.concat(histogram, ", ")))
 end

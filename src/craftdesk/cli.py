@@ -54,22 +54,22 @@ async def connection_budget_warning(settings: Settings, workers: int) -> str | N
     accepts (under load, the requests over its limit would get 503)."""
     if not settings.database_url.startswith("postgresql"):
         return None
-    engine = create_engine(settings.database_url)
-    try:
-        async with engine.connect() as conn:
-            limit = int(await conn.scalar(text("SHOW max_connections")))
-            reserved = int(await conn.scalar(text("SHOW superuser_reserved_connections")))
-    finally:
-        await engine.dispose()
-    wanted = workers * settings.db_max_connections
-    if wanted <= limit - reserved:
-        return None
-    return (
-        f"{workers} workers × {settings.db_max_connections} connections = {wanted}, over the "
-        f"{limit - reserved} PostgreSQL accepts (max_connections {limit}, {reserved} reserved); "
-        "under load some requests would get 503. Lower CRAFTDESK_DB_MAX_CONNECTIONS to "
-        f"{(limit - reserved) // workers} or fewer, or raise max_connections."
-    )
+
+    async def check(session: Any) -> str | None:
+        limit = int(await session.scalar(text("SHOW max_connections")))
+        reserved = int(await session.scalar(text("SHOW superuser_reserved_connections")))
+        wanted = workers * settings.db_max_connections
+        if wanted <= limit - reserved:
+            return None
+        return (
+            f"{workers} workers × {settings.db_max_connections} connections = {wanted}, over "
+            f"the {limit - reserved} PostgreSQL accepts (max_connections {limit}, {reserved} "
+            "reserved); under load some requests would get 503. Lower "
+            f"CRAFTDESK_DB_MAX_CONNECTIONS to {(limit - reserved) // workers} or fewer, or "
+            "raise max_connections."
+        )
+
+    return await _in_session(settings, check)
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:

@@ -96,11 +96,12 @@ def create_engine(
 
         return engine
     connect_args = {"timeout": timeout, "command_timeout": 10 * timeout}
+    kept = min(10, max_connections)
     return create_async_engine(
         url,
         connect_args=connect_args,
-        pool_size=min(10, max_connections),
-        max_overflow=max_connections - min(10, max_connections),
+        pool_size=kept,
+        max_overflow=max_connections - kept,
         pool_timeout=pool_timeout,
         **kwargs,
     )

@@ -141,8 +141,8 @@ async def admit_postgres(
         # A period's first requests: create its usage row, then run the whole batch again.
         await conn.execute(_POSTGRES_CREATE_ROWS, list(uncounted), list(uncounted.values()))
         rows = await conn.fetch(POSTGRES_ADMIT, *arguments)
-        if _uncounted(rows):
-            raise LookupError(f"no usage row for workspaces {sorted(_uncounted(rows))}")
+        if still := _uncounted(rows):
+            raise LookupError(f"no usage row for workspaces {sorted(still)}")
     return rows
 
 
