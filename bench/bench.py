@@ -192,22 +192,26 @@ async def seed_keys(url: str, count: int) -> None:
                     for n in range(workspaces)
                 ],
             )).scalars())
-            await conn.execute(insert(Membership), [
-                {"workspace_id": w, "user_id": u, "role": "owner", "created_at": now}
-                for w, u in zip(workspace_ids, user_ids, strict=True)
-            ])
-            owners = list(zip(workspace_ids, user_ids, strict=True))
+            membership_ids = list((await conn.execute(
+                insert(Membership).returning(Membership.id, sort_by_parameter_order=True),
+                [
+                    {"workspace_id": w, "user_id": u, "role": "owner", "created_at": now}
+                    for w, u in zip(workspace_ids, user_ids, strict=True)
+                ],
+            )).scalars())
+            owners = list(zip(workspace_ids, user_ids, membership_ids, strict=True))
 
             rows = (
                 {"public_id": public_id, "workspace_id": owners[n % workspaces][0],
-                 "created_by_id": owners[n % workspaces][1], "name": f"filler {n}",
+                 "created_by_id": owners[n % workspaces][1],
+                 "membership_id": owners[n % workspaces][2], "name": f"filler {n}",
                  "key_hash": key_hash, "last_four": last_four, "scope": "full",
                  "created_at": now}
                 for n, (public_id, key_hash, last_four) in enumerate(_filler_keys(count, taken))
             )
             if conn.dialect.name == "postgresql":
-                columns = ["public_id", "workspace_id", "created_by_id", "name", "key_hash",
-                           "last_four", "scope", "created_at"]
+                columns = ["public_id", "workspace_id", "created_by_id", "membership_id", "name",
+                           "key_hash", "last_four", "scope", "created_at"]
                 raw = (await conn.get_raw_connection()).driver_connection
                 assert raw is not None
                 await raw.copy_records_to_table(

@@ -215,6 +215,7 @@ class World:
                 pepper=self.app.state.settings.pepper,
                 workspace_id=workspace.id,
                 created_by_id=member.user_id,
+                membership_id=member.membership_id,
                 name=options.pop("name", "test key"),
                 scope=scope,
                 **options,

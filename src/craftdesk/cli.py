@@ -91,6 +91,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
         log_config=logging_config(settings.log_level),
         access_log=False,
         proxy_headers=True,
+        server_header=False,
     )
 
 
@@ -143,18 +144,21 @@ def cmd_member_add(args: argparse.Namespace, settings: Settings) -> str | None:
 def cmd_key_create(args: argparse.Namespace, settings: Settings) -> str | None:
     async def work(session: Any) -> str:
         workspace = await _workspace(session, args.slug)
-        user_id = await session.scalar(
-            select(User.id)
-            .join(Membership, Membership.user_id == User.id)
-            .where(Membership.workspace_id == workspace.id, User.email == args.email.lower())
-        )
-        if user_id is None:
+        membership = (
+            await session.execute(
+                select(Membership.user_id, Membership.id)
+                .join(User, Membership.user_id == User.id)
+                .where(Membership.workspace_id == workspace.id, User.email == args.email.lower())
+            )
+        ).first()
+        if membership is None:
             raise CommandError(f"{args.email} is not a member of {args.slug}")
         key, issued = await issue_key(
             session,
             pepper=settings.pepper,
             workspace_id=workspace.id,
-            created_by_id=user_id,
+            created_by_id=membership.user_id,
+            membership_id=membership.id,
             name=args.name,
             scope=args.scope,
         )

@@ -30,6 +30,7 @@ class Settings(BaseSettings):
 
     session_ttl_seconds: int = Field(8 * 3600, gt=0)
     login_max_failures: int = Field(5, gt=0)
+    login_max_failures_per_ip: int = Field(20, gt=0)
     login_lockout_seconds: int = Field(15 * 60, gt=0)
     max_body_bytes: int = Field(64 * 1024, gt=0)
     db_timeout_seconds: float = Field(2.0, gt=0)

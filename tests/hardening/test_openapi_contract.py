@@ -145,14 +145,18 @@ async def _seed(settings: Settings) -> str:
                 owner_password=PASSWORD,
                 plan="business",
             )
-            owners = dict(
-                (await session.execute(select(Membership.workspace_id, Membership.user_id))).all()
-            )
+            owners = {
+                workspace_id: (user_id, membership_id)
+                for workspace_id, user_id, membership_id in await session.execute(
+                    select(Membership.workspace_id, Membership.user_id, Membership.id)
+                )
+            }
             await issue_key(
                 session,
                 pepper=settings.pepper,
                 workspace_id=dashboard.id,
-                created_by_id=owners[dashboard.id],
+                created_by_id=owners[dashboard.id][0],
+                membership_id=owners[dashboard.id][1],
                 name="Dashboard key",
                 scope="full",
             )
@@ -160,7 +164,8 @@ async def _seed(settings: Settings) -> str:
                 session,
                 pepper=settings.pepper,
                 workspace_id=keys.id,
-                created_by_id=owners[keys.id],
+                created_by_id=owners[keys.id][0],
+                membership_id=owners[keys.id][1],
                 name="Contract",
                 scope="full",
             )

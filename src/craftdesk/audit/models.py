@@ -12,7 +12,10 @@ class AuditEvent(Base):
     rather than referenced, so the record outlives what it names. Never holds a secret."""
 
     __tablename__ = "audit_events"
-    __table_args__ = (Index("ix_audit_events_workspace_id_id", "workspace_id", "id"),)
+    __table_args__ = (
+        Index("ix_audit_events_workspace_id_id", "workspace_id", "id"),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # None only for a failed sign-in to a workspace that does not exist.

@@ -28,6 +28,7 @@ import json
 import logging
 import sqlite3
 from collections import defaultdict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -41,6 +42,7 @@ from craftdesk.config import Settings
 from craftdesk.db import configure_sqlite_connection, utcnow
 from craftdesk.errors import (
     DatabaseUnavailable,
+    Forbidden,
     ProblemError,
     QuotaExceeded,
     Unauthorized,
@@ -63,7 +65,7 @@ SELECT k.id, k.public_id, k.name, k.key_hash, k.scope, k.permissions,
        w.billing_anchor
 FROM api_keys AS k
 JOIN workspaces AS w ON w.id = k.workspace_id
-LEFT JOIN memberships AS m ON m.workspace_id = k.workspace_id AND m.user_id = k.created_by_id
+LEFT JOIN memberships AS m ON m.id = k.membership_id
 WHERE k.public_id {matches}
 """
 
@@ -110,7 +112,7 @@ class _Attempt:
             self.future.set_result(outcome)
 
 
-def _rejection(row: KeyRow | None, attempt: _Attempt, now: dt.datetime) -> Unauthorized | None:
+def _rejection(row: KeyRow | None, attempt: _Attempt, now: dt.datetime) -> ProblemError | None:
     if row is None or not hmac.compare_digest(row.key_hash, attempt.key_hash):
         return Unauthorized(
             "invalid_key",
@@ -133,31 +135,57 @@ def _rejection(row: KeyRow | None, attempt: _Attempt, now: dt.datetime) -> Unaut
             "This API key belongs to another workspace than the one "
             "named in the CraftDesk-Workspace header. Use a key of that workspace.",
         )
+    if row.scope == "custom" and row.plan != "business":
+        return Forbidden(
+            "Custom-scope keys work on the Business plan only. Upgrade the workspace, "
+            "or use a full or read-only key.",
+            code="plan_required",
+        )
     return None
 
 
+def _internal_error() -> ProblemError:
+    return ProblemError("Something went wrong on our side. Retry later.")
+
+
 class _Batch:
-    """One batch's decisions, apart from the database: whom to refuse, whom to admit."""
+    """One batch's decisions, apart from the database: whom to refuse, whom to admit.
+
+    Each request is decided on its own: a key row that cannot be read or checked fails its
+    own requests (500, not counted), never the rest of the batch.
+    """
 
     def __init__(self, attempts: list[_Attempt], settings: Settings):
         self.attempts = attempts
         self.now = utcnow()
         self.outcomes: list[tuple[_Attempt, Principal | ProblemError]] = []
         self._settings = settings
-        self._groups: dict[int, list[tuple[_Attempt, KeyRow]]] = {}
+        self._groups: dict[int, list[tuple[_Attempt, KeyRow, Principal]]] = {}
         self._demands: dict[int, Demand] = {}
 
-    def check(self, rows: dict[str, KeyRow]) -> list[Demand]:
-        """Reject what fails the checks; what remains asks, per workspace, to be admitted."""
-        groups: dict[int, list[tuple[_Attempt, KeyRow]]] = defaultdict(list)
+    def check(self, found: Mapping[str, Any], decode: Callable[[Any], KeyRow]) -> list[Demand]:
+        """Reject what fails the checks; what remains asks, per workspace, to be admitted.
+        ``found`` holds the database's row of each key found, which ``decode`` reads."""
+        rows: dict[str, KeyRow | None] = {}
+        groups: dict[int, list[tuple[_Attempt, KeyRow, Principal]]] = defaultdict(list)
         for attempt in self.attempts:
-            row = rows.get(attempt.public_id)
-            rejection = _rejection(row, attempt, self.now)
-            if rejection is not None:
-                self.outcomes.append((attempt, rejection))
-            else:
-                assert row is not None
-                groups[row.workspace_id].append((attempt, row))
+            try:
+                if attempt.public_id not in rows:
+                    raw = found.get(attempt.public_id)
+                    rows[attempt.public_id] = None if raw is None else decode(raw)
+                row = rows[attempt.public_id]
+                rejection = _rejection(row, attempt, self.now)
+                if rejection is None:
+                    assert row is not None
+                    groups[row.workspace_id].append((attempt, row, _principal(row)))
+                else:
+                    self.outcomes.append((attempt, rejection))
+            except Exception as exc:
+                logger.error(
+                    "key gate: cannot check key %s (%s: %s)",
+                    attempt.public_id, type(exc).__name__, exc,
+                )
+                self.outcomes.append((attempt, _internal_error()))
         for workspace_id in sorted(groups):
             group = groups[workspace_id]
             first = group[0][1]
@@ -165,10 +193,16 @@ class _Batch:
                 workspace_id=workspace_id,
                 period=BillingPeriod.containing(first.billing_anchor, self.now),
                 limit=quota_limit(self._settings, first.plan, first.quota_override),
-                key_ids=[row.id for _, row in group],
+                key_ids=[row.id for _, row, _ in group],
             )
         self._groups = groups
         return list(self._demands.values())
+
+    def fail(self, workspace_id: int) -> None:
+        """Answer a workspace's requests with 500 instead of admitting them."""
+        for attempt, _, _ in self._groups.pop(workspace_id):
+            self.outcomes.append((attempt, _internal_error()))
+        del self._demands[workspace_id]
 
     @property
     def stale_key_ids(self) -> list[int]:
@@ -177,21 +211,21 @@ class _Batch:
             {
                 row.id
                 for group in self._groups.values()
-                for _, row in group
+                for _, row, _ in group
                 if row.last_used_at is None or self.now - row.last_used_at >= LAST_USED_RESOLUTION
             }
         )
 
-    def admit(self, used: dict[int, int]) -> None:
+    def admit(self, used: Mapping[int, int]) -> None:
         """Admit the first requests of each workspace up to its quota, given its prior count."""
         for workspace_id, group in self._groups.items():
             demand = self._demands[workspace_id]
             before = used[workspace_id]
             allowed = demand.admitted(before)
-            for position, (attempt, row) in enumerate(group):
+            for position, (attempt, _, principal) in enumerate(group):
                 if position < allowed:
                     quota = Quota(demand.limit, before + position + 1, demand.period)
-                    self.outcomes.append((attempt, _principal(row, quota)))
+                    self.outcomes.append((attempt, principal._replace(quota=quota)))
                 else:
                     quota = Quota(demand.limit, max(before, demand.limit), demand.period)
                     self.outcomes.append((attempt, _quota_exceeded(quota, self.now)))
@@ -234,18 +268,29 @@ class _PostgresStore:
                 await self.close(invalidate=True)
                 await self._engine.dispose(close=False)
                 raise
-        rows = {record["public_id"]: _key_row(list(record[:_KEY_COLUMNS])) for record in records}
+        found = {record["public_id"]: record for record in records}
+        demands = {demand.workspace_id: demand for demand in batch.check(found, _postgres_row)}
         metered = {record["workspace_id"]: record for record in records}
+        counted: dict[int, list[Any]] = defaultdict(list)
+        for record in records:
+            if record["admitted"] is not None:
+                counted[record["workspace_id"]].append(record)
         used = {}
-        for demand in batch.check(rows):
+        for workspace_id in sorted(demands.keys() | counted.keys()):
             # The statement checked and counted; this is the same decision, taken again
-            # to answer each request (the hash compared in constant time).
-            record = metered[demand.workspace_id]
-            if (record["period_start"], record["quota"], record["wanted"]) != (
-                demand.period.start, demand.limit, len(demand.key_ids)
-            ):
-                raise RuntimeError(f"the gate's statement counted otherwise: {demand}")
-            used[demand.workspace_id] = record["used"]
+            # to answer each request (the hash compared in constant time). A workspace whose
+            # requests cannot be answered as counted gets its count back, and a 500 each.
+            demand, record = demands.get(workspace_id), metered[workspace_id]
+            if demand is not None and (
+                record["period_start"], record["quota"], record["wanted"]
+            ) == (demand.period.start, demand.limit, len(demand.key_ids)):
+                used[workspace_id] = record["used"]
+                continue
+            logger.error("key gate: the statement counted otherwise in workspace %d", workspace_id)
+            if counted[workspace_id]:
+                await counter.refund_postgres(self._driver, counted[workspace_id], batch.now)
+            if demand is not None:
+                batch.fail(workspace_id)
         batch.admit(used)
 
     async def close(self, *, invalidate: bool = False) -> None:
@@ -268,6 +313,18 @@ def _key_row(values: list[Any]) -> KeyRow:
         if values[index] is not None:
             values[index] = json.loads(values[index])
     return KeyRow(*values)
+
+
+_DATETIME_COLUMNS = (7, 9, 17)  # expires_at, last_used_at, billing_anchor
+
+
+def _postgres_row(record: Any) -> KeyRow:
+    values = list(record[:_KEY_COLUMNS])
+    for index in _DATETIME_COLUMNS:
+        # asyncpg reads PostgreSQL's 'infinity' as a naive datetime.max.
+        if values[index] is not None and values[index].tzinfo is None:
+            values[index] = values[index].replace(tzinfo=dt.UTC)
+    return _key_row(values)
 
 
 class _SqliteStore:
@@ -317,7 +374,7 @@ class _SqliteStore:
         try:
             public_ids = sorted({attempt.public_id for attempt in batch.attempts})
             cursor.execute(_sqlite_lookup(len(public_ids)), public_ids)
-            demands = batch.check({row[1]: _sqlite_row(row) for row in cursor.fetchall()})
+            demands = batch.check({row[1]: row for row in cursor.fetchall()}, _sqlite_row)
             used = (
                 counter.meter_sqlite(cursor, demands, batch.stale_key_ids, batch.now)
                 if demands
@@ -380,7 +437,7 @@ def _parse_sqlite_datetime(value: str | None) -> dt.datetime | None:
 
 def _sqlite_row(row: tuple[Any, ...]) -> KeyRow:
     values = list(row)
-    for index in (7, 9, 17):  # expires_at, last_used_at, billing_anchor
+    for index in _DATETIME_COLUMNS:
         values[index] = _parse_sqlite_datetime(values[index])
     return _key_row(values)
 
@@ -445,15 +502,16 @@ class KeyGate:
                 batch.outcomes = [(attempt, DatabaseUnavailable()) for attempt in attempts]
             except Exception:
                 logger.exception("key gate: batch failed")
-                batch.outcomes = [
-                    (attempt, ProblemError("Something went wrong on our side. Retry later."))
-                    for attempt in attempts
-                ]
+                batch.outcomes = [(attempt, _internal_error()) for attempt in attempts]
             for attempt, outcome in batch.outcomes:
                 attempt.resolve(outcome)
 
 
-def _principal(row: KeyRow, quota: Quota) -> Principal:
+_UNCOUNTED = Quota(0, 0, BillingPeriod(dt.datetime.min, dt.datetime.min))
+
+
+def _principal(row: KeyRow) -> Principal:
+    """The principal of an accepted key, before it is admitted (and given its quota)."""
     assert row.role is not None
     return Principal(
         key_id=row.id,
@@ -469,7 +527,7 @@ def _principal(row: KeyRow, quota: Quota) -> Principal:
         workspace_slug=row.slug,
         workspace_name=row.workspace_name,
         plan=row.plan,
-        quota=quota,
+        quota=_UNCOUNTED,
     )
 
 

@@ -60,12 +60,6 @@ class Principal(NamedTuple):
         return effective_access(self.access, self.role)
 
     def require(self, resource: str, action: str) -> None:
-        if self.scope == "custom" and self.plan != "business":
-            raise Forbidden(
-                "Custom-scope keys work on the Business plan only. Upgrade the workspace, "
-                "or use a full or read-only key.",
-                code="plan_required",
-            )
         if not scope_allows(self.access, resource, action):
             raise InsufficientScope(
                 f"This {self.scope} key lacks the permission {resource}:{action} "

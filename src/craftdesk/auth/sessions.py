@@ -2,12 +2,15 @@
 
 The cookie holds a random token; the database holds only its SHA-256. Unsafe requests must
 echo the session's CSRF token in ``X-CSRF-Token``. Wrong email and wrong password get the
-same 401, after the same work; repeated failures on one account are locked out for a while.
+same 401, after the same work; repeated failures on one account, or from one client address,
+are locked out for a while. A session belongs to the membership it was signed in under and
+ends with it.
 """
 
 import datetime as dt
 import hashlib
 import hmac
+import logging
 import secrets
 from dataclasses import dataclass
 from typing import Annotated
@@ -18,9 +21,10 @@ from fastapi.security import APIKeyCookie
 from pydantic import BaseModel, Field
 from sqlalchemy import case, delete, null, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from craftdesk.audit.service import Actor, Target, record
+from craftdesk.audit.service import Actor, Target, client_ip, record
 from craftdesk.auth.bearer import bearer_token
 from craftdesk.auth.models import DashboardSession, LoginThrottle
 from craftdesk.auth.passwords import verify_password
@@ -33,6 +37,8 @@ from craftdesk.workspaces.models import Membership, User, Workspace
 COOKIE = "craftdesk_session"
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+logger = logging.getLogger("craftdesk.auth")
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"], responses=SESSION_ROUTE_ERRORS)
 
@@ -117,11 +123,7 @@ async def signed_in(
         await session.execute(
             select(DashboardSession, User.email, Membership, Workspace)
             .join(User, User.id == DashboardSession.user_id)
-            .join(
-                Membership,
-                (Membership.user_id == DashboardSession.user_id)
-                & (Membership.workspace_id == DashboardSession.workspace_id),
-            )
+            .join(Membership, Membership.id == DashboardSession.membership_id)
             .join(Workspace, Workspace.id == DashboardSession.workspace_id)
             .where(DashboardSession.id == _digest(token))
         )
@@ -172,17 +174,18 @@ def _session_out(user: SignedIn) -> SessionOut:
 
 
 async def _count_attempt(
-    session: AsyncSession, account: str, now: dt.datetime, settings: Settings
+    session: AsyncSession, throttle: str, now: dt.datetime, limit: int, lockout_seconds: int
 ) -> None:
-    """Count a sign-in attempt before its password is checked, in one statement, so that
-    concurrent guesses cannot outrun the lock-out: past the allowed failures, the account is
-    locked for a while (429). A success clears the count; an expired lock starts it over."""
+    """Count a sign-in attempt against ``throttle`` (an account, or a client address) before
+    its password is checked, in one statement, so that concurrent guesses cannot outrun the
+    lock-out: past ``limit`` failures it is locked for a while (429). An expired lock starts
+    the count over."""
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     lock_over = LoginThrottle.locked_until <= now
     failures, locked_until = (
         await session.execute(
             insert(LoginThrottle)
-            .values(account=account, failures=1)
+            .values(account=throttle, failures=1)
             .on_conflict_do_update(
                 index_elements=[LoginThrottle.account],
                 set_={
@@ -193,42 +196,29 @@ async def _count_attempt(
             .returning(LoginThrottle.failures, LoginThrottle.locked_until)
         )
     ).one()
-    if locked_until is None and failures > settings.login_max_failures:
-        locked_until = now + dt.timedelta(seconds=settings.login_lockout_seconds)
+    if locked_until is None and failures > limit:
+        locked_until = now + dt.timedelta(seconds=lockout_seconds)
         await session.execute(
             update(LoginThrottle)
-            .where(LoginThrottle.account == account, LoginThrottle.locked_until.is_(None))
+            .where(LoginThrottle.account == throttle, LoginThrottle.locked_until.is_(None))
             .values(locked_until=locked_until)
         )
-    await session.commit()
+        kind = "a client address" if throttle.startswith("i:") else "an account"
+        logger.warning("sign-in: %s locked for %d s", kind, lockout_seconds)
     if locked_until is not None:
         retry_after = int((locked_until - now).total_seconds()) + 1
         raise TooManyAttempts(
-            f"Too many failed sign-ins for this account. Try again in {retry_after} s.",
+            f"Too many failed sign-ins from here or for this account. Try again in "
+            f"{retry_after} s.",
             headers={"Retry-After": str(retry_after)},
         )
 
 
-async def _audit_failed_sign_in(
-    session: AsyncSession,
-    request: Request,
-    body: SignInBody,
-    email: str,
-    user_id: int | None,
-    reason: str,
-) -> None:
-    """Recorded in the workspace named, whether or not the email belongs to it (the same
-    lookup either way, so the time taken tells nothing); committed with the throttle."""
-    workspace_id = await session.scalar(
-        select(Workspace.id).where(Workspace.slug == body.workspace)
-    )
-    record(
-        session,
-        workspace_id=workspace_id,
-        action="session.sign_in_failed",
-        actor=Actor.anonymous(request),
-        target=Target("account", user_id, email),
-        details={"reason": reason, "workspace": body.workspace},
+def _invalid_login() -> Unauthorized:
+    return Unauthorized(
+        "invalid_login",
+        "The workspace, email or password is wrong. Check them and try again.",
+        token_sent=False,
     )
 
 
@@ -236,16 +226,25 @@ async def _audit_failed_sign_in(
 async def sign_in(
     body: SignInBody, request: Request, response: Response, session: Session
 ) -> SessionOut:
+    """Failed sign-ins are audited only for real accounts of the workspace, so anonymous
+    traffic cannot fill the trail (nor choose what it says); refused (429) attempts are not
+    audited one by one."""
     settings: Settings = request.app.state.settings
     now = utcnow()
     email = body.email.strip().lower()
-    account = f"{body.workspace}:{email}"
+    # Prefixed, so that no account can be named like an address (at most 320 characters).
+    account = f"a:{body.workspace}:{email}"
+    address = f"i:{client_ip(request)}"
     try:
-        await _count_attempt(session, account, now, settings)
-    except TooManyAttempts:
-        await _audit_failed_sign_in(session, request, body, email, None, "too_many_attempts")
+        await _count_attempt(
+            session, address, now, settings.login_max_failures_per_ip,
+            settings.login_lockout_seconds,
+        )
+        await _count_attempt(
+            session, account, now, settings.login_max_failures, settings.login_lockout_seconds
+        )
+    finally:
         await session.commit()
-        raise
     row = (
         await session.execute(
             select(User, Membership, Workspace)
@@ -259,22 +258,33 @@ async def sign_in(
     # lock, and every API request waits on that to be counted.
     await session.commit()
     if not await anyio.to_thread.run_sync(verify_password, body.password, password_hash):
-        user_id = row[0].id if row is not None else None
-        await _audit_failed_sign_in(session, request, body, email, user_id, "invalid_login")
-        await session.commit()
-        raise Unauthorized(
-            "invalid_login",
-            "The workspace, email or password is wrong. Check them and try again.",
-            token_sent=False,
-        )
+        if row is not None:
+            user, membership, workspace = row
+            record(
+                session,
+                workspace_id=workspace.id,
+                action="session.sign_in_failed",
+                actor=Actor.anonymous(request),
+                target=Target("account", user.id, user.email),
+                details={"reason": "invalid_login", "workspace": workspace.slug},
+            )
+            await session.commit()
+        raise _invalid_login()
     assert row is not None
     user, membership, workspace = row
     await session.execute(delete(LoginThrottle).where(LoginThrottle.account == account))
+    # The address's count is of failures: this attempt was none.
+    await session.execute(
+        update(LoginThrottle)
+        .where(LoginThrottle.account == address, LoginThrottle.locked_until.is_(None))
+        .values(failures=LoginThrottle.failures - 1)
+    )
     token = secrets.token_urlsafe(32)
     dashboard_session = DashboardSession(
         id=_digest(token),
         user_id=user.id,
         workspace_id=workspace.id,
+        membership_id=membership.id,
         csrf_token=secrets.token_urlsafe(32),
         expires_at=now + dt.timedelta(seconds=settings.session_ttl_seconds),
     )
@@ -287,7 +297,12 @@ async def sign_in(
         target=Target("account", user.id, user.email),
         details={"role": membership.role},
     )
-    await session.commit()
+    try:
+        await session.commit()
+    except IntegrityError:
+        # The membership was removed while the password was being checked.
+        await session.rollback()
+        raise _invalid_login() from None
     response.set_cookie(
         COOKIE,
         token,

@@ -16,6 +16,7 @@ class ApiKey(Base):
     __table_args__ = (
         Index("ix_api_keys_workspace_id_created_at", "workspace_id", "created_at"),
         CheckConstraint("scope IN ('full', 'read_only', 'custom')", name="scope"),
+        {"sqlite_autoincrement": True},  # an id is never handed out twice
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -23,6 +24,11 @@ class ApiKey(Base):
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
     created_by_id: Mapped[int] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    # The membership the key acts for: the key works only while that very membership exists.
+    # Removing the member ends it for good; adding the same person back makes a new one.
+    membership_id: Mapped[int | None] = mapped_column(
+        ForeignKey("memberships.id", ondelete="SET NULL"), index=True
     )
     name: Mapped[str] = mapped_column(String(100))
     key_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
@@ -34,4 +40,5 @@ class ApiKey(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
-    rotated_from_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"))
+    # Unique: a key is rotated (has a successor) once at most.
+    rotated_from_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"), unique=True)

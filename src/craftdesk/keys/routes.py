@@ -34,6 +34,8 @@ router = APIRouter(prefix="/v1/api-keys", tags=["api-keys"], responses=SESSION_R
 
 Access = Literal["none", "read", "write"]
 MAX_GRACE_SECONDS = 30 * 24 * 3600
+# The longest a key may be issued for (a key may also never expire).
+MAX_LIFETIME = dt.timedelta(days=5 * 365)
 
 
 class CustomPermissions(Body):
@@ -49,18 +51,23 @@ class KeyCreate(Body):
     project_ids: list[Annotated[int, Field(ge=1, le=2**31 - 1)]] | None = Field(
         None, min_length=1, max_length=100
     )
-    expires_at: dt.datetime | None = None
+    expires_at: dt.datetime | None = Field(
+        None, description="When the key stops working: in the future, at most 5 years away."
+    )
 
     @field_validator("expires_at")
     @classmethod
-    def _aware_and_future(cls, value: dt.datetime | None) -> dt.datetime | None:
+    def _aware_future_and_bounded(cls, value: dt.datetime | None) -> dt.datetime | None:
         if value is None:
             return None
         if value.tzinfo is None:
             value = value.replace(tzinfo=dt.UTC)
-        if value <= utcnow():
+        now = utcnow()
+        if value <= now:
             raise ValueError("must be in the future")
-        return value
+        if value > now + MAX_LIFETIME:
+            raise ValueError("must be at most 5 years from now (or left out: no expiry)")
+        return value.astimezone(dt.UTC)
 
 
 class KeyRename(Body):
@@ -223,6 +230,7 @@ async def create_key(
         pepper=request.app.state.settings.pepper,
         workspace_id=user.workspace_id,
         created_by_id=user.user_id,
+        membership_id=user.membership_id,
         name=body.name,
         scope=body.scope,
         permissions=body.permissions.model_dump()
@@ -300,17 +308,37 @@ async def rotate_key(
     request: Request,
     response: Response,
 ) -> KeyCreated:
+    """Only the key's creator rotates it: the new secret acts as its creator, so anyone else
+    would be handed a key that acts as another person. Owners and admins may revoke it."""
     old_out = await _visible_key(session, user, key_id)
     old = await session.get_one(ApiKey, key_id)
+    if old.created_by_id != user.user_id:
+        raise Forbidden(
+            f"Only the key's creator ({old_out.created_by.email}) can rotate it, because the "
+            "new key acts as them. Revoke it instead, or ask them to rotate it.",
+            code="not_key_creator",
+        )
     if old_out.status != "active":
         raise Conflict(f"Key {key_id} is {old_out.status}: generate a new key instead.")
+    if old.scope == "custom" and user.plan != "business":
+        raise Forbidden(
+            "Custom-scope keys work on the Business plan only: this key cannot be rotated "
+            "until the workspace is on Business again. Generate a full or read-only key.",
+            code="plan_required",
+        )
+    successor = await session.scalar(select(ApiKey.id).where(ApiKey.rotated_from_id == key_id))
+    if successor is not None:
+        raise Conflict(f"Key {key_id} was already rotated: its successor is key {successor}.")
     now = utcnow()
-    lifetime = old.expires_at - old.created_at if old.expires_at is not None else None
+    lifetime = (
+        min(old.expires_at - old.created_at, MAX_LIFETIME) if old.expires_at is not None else None
+    )
     key, issued = await issue_key(
         session,
         pepper=request.app.state.settings.pepper,
         workspace_id=old.workspace_id,
-        created_by_id=old.created_by_id,
+        created_by_id=user.user_id,
+        membership_id=user.membership_id,
         name=old.name,
         scope=old.scope,
         permissions=old.permissions,
@@ -321,12 +349,12 @@ async def rotate_key(
     grace_end = now + dt.timedelta(seconds=body.expire_old_after_seconds)
     if old.expires_at is None or old.expires_at > grace_end:
         old.expires_at = grace_end
-    successor = {
+    successor_details = {
         "new_key_id": key.id,
         "new_prefix": display_prefix(key.public_id),
         "old_key_expires_at": old.expires_at.isoformat(),
     }
-    _audit(session, request, user, "key.rotated", old, successor)
+    _audit(session, request, user, "key.rotated", old, successor_details)
     await session.commit()
     _no_store(response)
-    return KeyCreated(**_key_out(key, old_out.created_by.email, 0).model_dump(), key=issued.key)
+    return KeyCreated(**_key_out(key, user.email, 0).model_dump(), key=issued.key)

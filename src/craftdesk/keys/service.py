@@ -15,6 +15,7 @@ async def issue_key(
     pepper: bytes,
     workspace_id: int,
     created_by_id: int,
+    membership_id: int,
     name: str,
     scope: str,
     permissions: dict[str, Any] | None = None,
@@ -22,12 +23,16 @@ async def issue_key(
     expires_at: dt.datetime | None = None,
     rotated_from_id: int | None = None,
 ) -> tuple[ApiKey, IssuedKey]:
-    """Store a new key's hash and return the row with the key, to be shown exactly once."""
+    """Store a new key's hash and return the row with the key, to be shown exactly once.
+
+    The key acts for ``created_by_id`` through ``membership_id``, their membership of the
+    workspace, and works only as long as that membership exists."""
     issued = generate_key()
     api_key = ApiKey(
         public_id=issued.public_id,
         workspace_id=workspace_id,
         created_by_id=created_by_id,
+        membership_id=membership_id,
         name=name,
         key_hash=hash_key(pepper, issued.key),
         last_four=issued.last_four,

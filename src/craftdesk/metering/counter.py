@@ -55,7 +55,7 @@ WITH attempt AS (
            w.name AS workspace_name, w.plan, w.quota_override, w.billing_anchor
     FROM api_keys AS k
     JOIN workspaces AS w ON w.id = k.workspace_id
-    LEFT JOIN memberships AS m ON m.workspace_id = k.workspace_id AND m.user_id = k.created_by_id
+    LEFT JOIN memberships AS m ON m.id = k.membership_id
     WHERE k.public_id = ANY($1::varchar[])
 ), request AS (
     SELECT f.workspace_id, f.id AS api_key_id,
@@ -68,6 +68,7 @@ WITH attempt AS (
     WHERE f.key_hash = a.key_hash AND NOT f.revoked AND f.role IS NOT NULL
       AND (f.expires_at IS NULL OR f.expires_at > $4)
       AND (a.workspace_slug IS NULL OR a.workspace_slug = f.slug)
+      AND (f.scope <> 'custom' OR f.plan = 'business')
 ), demand AS (
     SELECT workspace_id, period_start, quota, count(*)::integer AS wanted
     FROM request
@@ -102,10 +103,11 @@ WITH attempt AS (
     UPDATE api_keys SET last_used_at = $4
     WHERE id IN (SELECT api_key_id FROM admitted) AND (last_used_at IS NULL OR last_used_at <= $7)
 )
-SELECT f.*, d.period_start, d.quota, d.wanted, c.used
+SELECT f.*, d.period_start, d.quota, d.wanted, c.used, ad.requests AS admitted
 FROM found AS f
 LEFT JOIN demand AS d ON d.workspace_id = f.workspace_id
 LEFT JOIN counted AS c ON c.workspace_id = f.workspace_id
+LEFT JOIN admitted AS ad ON ad.api_key_id = f.id
 """
 
 _POSTGRES_CREATE_ROWS = """
@@ -128,7 +130,8 @@ async def admit_postgres(
 
     One row per key found: the key's columns, then its workspace's ``period_start``,
     ``quota``, ``wanted`` (how many of its requests passed the checks; NULL if none did)
-    and ``used`` (its count before the batch; NULL if nothing was counted).
+    and ``used`` (its count before the batch; NULL if nothing was counted), and how many of
+    the key's own requests it ``admitted`` (NULL if none).
     """
     public_ids, key_hashes, slugs = (list(column) for column in zip(*attempts, strict=True))
     arguments = [
@@ -144,6 +147,37 @@ async def admit_postgres(
         if still := _uncounted(rows):
             raise LookupError(f"no usage row for workspaces {sorted(still)}")
     return rows
+
+
+_POSTGRES_REFUND = """
+WITH refund AS (
+    SELECT * FROM unnest($1::integer[], $2::integer[], $3::timestamptz[])
+        AS r(api_key_id, requests, period_start)
+), per_workspace AS (
+    UPDATE workspace_usage AS u SET requests = u.requests - r.requests
+    FROM (SELECT k.workspace_id, r.period_start, sum(r.requests) AS requests
+          FROM refund AS r JOIN api_keys AS k ON k.id = r.api_key_id
+          GROUP BY k.workspace_id, r.period_start) AS r
+    WHERE u.workspace_id = r.workspace_id AND u.period_start = r.period_start
+), per_period AS (
+    UPDATE key_usage AS k SET requests = k.requests - r.requests FROM refund AS r
+    WHERE k.api_key_id = r.api_key_id AND k.period_start = r.period_start
+)
+UPDATE key_daily_usage AS k SET requests = k.requests - r.requests FROM refund AS r
+WHERE k.api_key_id = r.api_key_id AND k.day = ($4 AT TIME ZONE 'UTC')::date
+"""
+
+
+async def refund_postgres(conn: Any, rows: Sequence[Any], now: dt.datetime) -> None:
+    """Take back what ``admit_postgres`` counted for the keys of ``rows`` (its result rows),
+    for requests that were not answered as counted."""
+    await conn.execute(
+        _POSTGRES_REFUND,
+        [row["id"] for row in rows],
+        [row["admitted"] for row in rows],
+        [row["period_start"] for row in rows],
+        now,
+    )
 
 
 def _uncounted(rows: list[Any]) -> dict[int, dt.datetime]:

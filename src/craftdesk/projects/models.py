@@ -10,7 +10,10 @@ TASK_STATUSES = ("todo", "doing", "done")
 
 class Project(Base):
     __tablename__ = "projects"
-    __table_args__ = (Index("ix_projects_workspace_id_id", "workspace_id", "id"),)
+    __table_args__ = (
+        Index("ix_projects_workspace_id_id", "workspace_id", "id"),
+        {"sqlite_autoincrement": True},  # an id is never handed out twice
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
@@ -25,6 +28,7 @@ class Task(Base):
     __table_args__ = (
         Index("ix_tasks_project_id_id", "project_id", "id"),
         CheckConstraint("status IN ('todo', 'doing', 'done')", name="status"),
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

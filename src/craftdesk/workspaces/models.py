@@ -11,7 +11,10 @@ ROLES = ("owner", "admin", "member")
 
 class Workspace(Base):
     __tablename__ = "workspaces"
-    __table_args__ = (CheckConstraint("plan IN ('free', 'pro', 'business')", name="plan"),)
+    __table_args__ = (
+        CheckConstraint("plan IN ('free', 'pro', 'business')", name="plan"),
+        {"sqlite_autoincrement": True},  # an id is never handed out twice
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100))
@@ -24,6 +27,7 @@ class Workspace(Base):
 
 class User(Base):
     __tablename__ = "users"
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(254), unique=True)
@@ -36,6 +40,7 @@ class Membership(Base):
     __table_args__ = (
         UniqueConstraint("workspace_id", "user_id"),
         CheckConstraint("role IN ('owner', 'admin', 'member')", name="role"),
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -7,7 +7,6 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from craftdesk.audit.service import CLI, Actor, Target, record
-from craftdesk.auth.models import DashboardSession
 from craftdesk.auth.passwords import hash_password
 from craftdesk.db import utcnow
 from craftdesk.errors import Conflict
@@ -74,23 +73,25 @@ async def add_member(
 
 async def remove_member(session: AsyncSession, membership: Membership) -> int:
     """Remove the membership, revoke every key its user made here, and end their sessions.
-    Returns how many keys were revoked."""
+    Returns how many keys were revoked.
+
+    The membership goes first. Deleting its row waits for the keys and sessions being
+    created under it right now (their foreign keys hold it), and makes any created after
+    fail; its sessions go with it (cascade), its keys lose it (``membership_id`` NULL) and
+    are then revoked, those created while it was being removed included. Adding the person
+    back makes a new membership: nothing of the old one works again.
+    """
+    await session.execute(delete(Membership).where(Membership.id == membership.id))
     revoked = await session.execute(
         update(ApiKey)
         .where(
             ApiKey.workspace_id == membership.workspace_id,
             ApiKey.created_by_id == membership.user_id,
+            ApiKey.membership_id.is_(None),
             ApiKey.revoked_at.is_(None),
         )
         .values(revoked_at=utcnow())
     )
-    await session.execute(
-        delete(DashboardSession).where(
-            DashboardSession.workspace_id == membership.workspace_id,
-            DashboardSession.user_id == membership.user_id,
-        )
-    )
-    await session.delete(membership)
     return revoked.rowcount  # type: ignore[attr-defined, no-any-return]
 
 
