@@ -266,7 +266,8 @@ class _Recorder(logging.Handler):
 
 @pytest.fixture(autouse=True)
 def no_secrets_in_logs_or_errors(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """Every test runs with DEBUG logs recorded; none may contain a key, pepper or password.
+    """Every test runs with DEBUG logs recorded; none may contain a key, pepper or password,
+    nor a traceback (an unhandled error, which answers 500).
 
     Error bodies are checked too: the ``client`` fixture adds them to ``error_bodies``.
     """
@@ -295,6 +296,8 @@ def no_secrets_in_logs_or_errors(monkeypatch: pytest.MonkeyPatch) -> Iterator[li
     for text in [*recorder.lines, *error_bodies]:
         for secret in secrets_:
             assert secret not in text, "a secret reached a log line or an error body"
+    tracebacks = [line for line in recorder.lines if '"exception": ' in line]
+    assert not tracebacks, f"the server logged a traceback: {tracebacks[0]}"
 
 
 error_bodies: list[str] = []

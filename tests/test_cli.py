@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -16,6 +17,7 @@ from craftdesk.cli import connection_budget_warning
 from craftdesk.config import Settings
 from craftdesk.db import create_engine
 from tests.conftest import TEST_PEPPER, bearer
+from tests.live.server import free_port, server_env
 
 CRAFTDESK = str(Path(sys.executable).with_name("craftdesk"))
 
@@ -173,3 +175,37 @@ async def test_serve_warns_when_its_workers_could_open_more_connections_than_pos
     assert warning is not None
     assert f"{fits + 1} workers × {settings.db_max_connections} connections" in warning
     assert "CRAFTDESK_DB_MAX_CONNECTIONS" in warning
+
+
+def test_serve_refuses_cors_for_any_origin(database_url: str) -> None:
+    result = run(database_url, "serve", env={"CRAFTDESK_CORS_ORIGINS": "*"})
+    assert result.returncode != 0
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "CRAFTDESK_CORS_ORIGINS" in lines[0] and "'*'" in lines[0], lines
+
+
+@pytest.mark.slow
+def test_serve_answers_without_naming_its_server_software(
+    database_url: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    env = {**server_env(database_url), "CRAFTDESK_LOG_LEVEL": "WARNING"}
+    server = subprocess.Popen(
+        [CRAFTDESK, "serve", "--port", str(port)], env=env, cwd=tmp_path,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                assert server.poll() is None and time.monotonic() < deadline, "not serving"
+                time.sleep(0.1)  # polling interval, not a timing assumption
+        assert response.status_code == 200
+        assert "server" not in response.headers
+    finally:
+        server.terminate()
+        server.wait(15)

@@ -3,7 +3,11 @@ import logging
 
 import httpx
 import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
+from craftdesk.config import Settings
+from craftdesk.db import create_engine
 from tests.conftest import World, bearer
 
 
@@ -29,3 +33,21 @@ async def test_access_log_is_json_with_the_request_id(
     assert entry["status"] == 200 and entry["method"] == "GET"
     assert entry["level"] == "info" and "duration_ms" in entry
     assert key not in json.dumps(lines)
+
+
+async def test_a_database_error_never_carries_the_statements_parameters(
+    settings: Settings,
+) -> None:
+    """What a failing statement raises (and so any traceback logged of it) names the SQL,
+    never the values sent with it: those include key and password hashes."""
+    engine = create_engine(settings.database_url)
+    secret = "9f86d081884c7d659a2feaa0c55ad015"
+    try:
+        async with engine.connect() as conn:
+            with pytest.raises(DBAPIError) as raised:
+                await conn.execute(text("SELECT * FROM no_such_table WHERE x = :x"), {"x": secret})
+
+    finally:
+        await engine.dispose()
+    assert "no_such_table" in str(raised.value)
+    assert secret not in str(raised.value)

@@ -241,7 +241,7 @@ def main(argv: list[str] | None = None) -> None:
         result = args.handler(args, settings)
     except ValidationError as exc:
         error = exc.errors()[0]
-        sys.exit(f"craftdesk: configuration error: {error['msg']}")
+        sys.exit(f"craftdesk: configuration error: {error['msg'].removeprefix('Value error, ')}")
     except (CommandError, ProblemError) as exc:
         sys.exit(f"craftdesk: {exc}")
     except (OSError, DBAPIError) as exc:

@@ -46,6 +46,17 @@ class Settings(BaseSettings):
         return values
 
     @model_validator(mode="after")
+    def _refuse_any_origin(self) -> "Settings":
+        # Allowed with credentials, "*" would let any site read a signed-in user's session
+        # (and its CSRF token): the origins must be named.
+        if "*" in self.cors_origins:
+            raise ValueError(
+                "CRAFTDESK_CORS_ORIGINS cannot be '*' (any site could act as a signed-in "
+                "user): list the dashboard's origins, e.g. https://app.example.com"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _require_real_pepper_in_production(self) -> "Settings":
         if self.env == "production" and (
             not self.key_pepper

@@ -78,7 +78,9 @@ def create_engine(
     them all taken waits its turn up to ``pool_timeout`` seconds: under load, slower answers
     rather than errors.
     """
-    kwargs: dict[str, Any] = {"pool_pre_ping": False}
+    # hide_parameters: an error's message (and so a logged traceback) never carries the
+    # statement's parameters, which include key hashes and password hashes.
+    kwargs: dict[str, Any] = {"pool_pre_ping": False, "hide_parameters": True}
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
 

@@ -7,7 +7,6 @@ import time
 import uuid
 from typing import Any
 
-from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from craftdesk.db import utcnow
@@ -63,21 +62,18 @@ class RequestContextMiddleware:
         if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
             await self._too_large(scope, receive, send_with_headers)
             return
-
-        received = 0
-
-        async def limited_receive() -> Message:
-            # A body without Content-Length (chunked) is counted as it arrives.
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
-                    raise HTTPException(413, self._too_large_detail)
-            return message
+        if length is None and b"transfer-encoding" in headers:
+            # A body without Content-Length (chunked) is read whole first, up to the limit,
+            # so that one over it gets the same 413 before anything else (no key checked,
+            # nothing metered) as one that announces its length.
+            body = await self._read_body(receive)
+            if body is None:
+                await self._too_large(scope, receive, send_with_headers)
+                return
+            receive = _replay(body, receive)
 
         try:
-            await self.app(scope, limited_receive, send_with_headers)
+            await self.app(scope, receive, send_with_headers)
         finally:
             if access_log.isEnabledFor(logging.INFO):
                 access_log.info(
@@ -95,10 +91,40 @@ class RequestContextMiddleware:
                     },
                 )
 
-    @property
-    def _too_large_detail(self) -> str:
-        return f"The request body is over {self.max_body_bytes} bytes. Send less."
+    async def _read_body(self, receive: Receive) -> bytes | None:
+        """The whole body, or ``None`` once it is over the limit."""
+        chunks: list[bytes] = []
+        received = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                return b"".join(chunks)
+            chunk = message.get("body", b"")
+            received += len(chunk)
+            if received > self.max_body_bytes:
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Any) -> None:
-        response = problem_response(413, "payload_too_large", self._too_large_detail)
+        response = problem_response(
+            413,
+            "payload_too_large",
+            f"The request body is over {self.max_body_bytes} bytes. Send less.",
+        )
         await response(scope, receive, send)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """``receive`` that gives ``body`` first, then whatever comes next (a disconnect)."""
+    pending = True
+
+    async def replayed() -> Message:
+        nonlocal pending
+        if pending:
+            pending = False
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replayed

@@ -3,7 +3,7 @@
 from typing import Annotated
 
 from fastapi import Path
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, StringConstraints
 
 # PostgreSQL stores no NUL character in text: refuse it up front (422) on every backend,
 # rather than let the database fail the insert.
@@ -26,4 +26,14 @@ class Body(BaseModel):
 
 # Integer primary keys are 32-bit on PostgreSQL: a larger id is a 422, not a database error.
 MAX_ID = 2**31 - 1
-Id = Annotated[int, Path(ge=1, le=MAX_ID)]
+
+
+def _digits(value: object) -> object:
+    """An id in a path is written in decimal digits only: ``1.0``, `` 1`` or ``+1`` are not
+    ids (pydantic alone would read them as 1)."""
+    if isinstance(value, str) and not (value.isascii() and value.isdigit()):
+        raise ValueError("must be a whole number written in digits")
+    return value
+
+
+Id = Annotated[int, BeforeValidator(_digits), Path(ge=1, le=MAX_ID)]

@@ -60,6 +60,47 @@ async def test_a_chunked_body_over_the_limit_is_413(
     assert_problem(response, 413, "payload_too_large")
 
 
+async def test_an_oversized_body_is_not_metered_with_or_without_content_length(
+    client: httpx.AsyncClient, app: FastAPI, key: str
+) -> None:
+    body = oversized(app)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield body
+
+    headers = {**bearer(key), "Content-Type": "application/json"}
+    for content in (body, chunks()):
+        response = await client.post("/v1/projects", content=content, headers=headers)
+        assert_problem(response, 413, "payload_too_large")
+        assert "x-ratelimit-used" not in response.headers
+    used = await client.get("/v1/auth/key", headers=bearer(key))
+    assert used.headers["x-ratelimit-used"] == "1"  # this request alone
+
+
+async def test_a_chunked_body_under_the_limit_is_read_whole(
+    client: httpx.AsyncClient, key: str
+) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b'{"name": "Chunked", '
+        yield b'"description": "in two parts"}'
+
+    response = await client.post(
+        "/v1/projects",
+        content=chunks(),
+        headers={**bearer(key), "Content-Type": "application/json"},
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["description"] == "in two parts"
+
+
+@pytest.mark.parametrize("written", ["1.0", "%201", "+1", "1%20", "0x1", "\u0661"])
+async def test_a_path_id_is_digits_only(client: httpx.AsyncClient, key: str, written: str) -> None:
+    project = await client.post("/v1/projects", json={"name": "One"}, headers=bearer(key))
+    assert project.json()["id"] == 1
+    response = await client.get(f"/v1/projects/{written}", headers=bearer(key))
+    assert_problem(response, 422, "validation_error")
+
+
 async def test_a_sign_in_body_over_the_limit_is_413_before_any_password_check(
     client: httpx.AsyncClient, app: FastAPI
 ) -> None:

@@ -3,12 +3,16 @@
 Process A takes the change; the very next request on process B already sees it (no cache).
 """
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
-from tests.conftest import World, bearer, sign_in
+from craftdesk.workspaces.models import Workspace
+from craftdesk.workspaces.service import add_member
+from tests.conftest import PASSWORD, World, bearer, sign_in
 from tests.live.conftest import StartServers
 from tests.live.server import LiveServer
 
@@ -97,3 +101,64 @@ async def test_admin_demoted_on_one_process_has_their_full_key_narrowed_on_anoth
     assert_problem(response, 403, "insufficient_role")
     still_there = await on_b.get(f"/v1/projects/{projects[1]}", headers=bearer(admin_key))
     assert still_there.status_code == 200  # a member still reads it
+
+
+async def test_keys_and_sign_ins_racing_a_members_removal_never_survive_it(
+    world: World, app: FastAPI, on_a: httpx.AsyncClient, on_b: httpx.AsyncClient
+) -> None:
+    """The member creates keys and signs in on both processes while an owner removes them:
+    whatever was created gets 401 afterwards, is listed revoked, and stays dead when the
+    same person is added back."""
+    workspace, owner = await world.workspace()
+    owner_key = await world.key(workspace, owner)
+    member = await world.member(workspace, "member")
+    sessions = {}
+    for name, server in (("a", on_a), ("b", on_b)):
+        client = httpx.AsyncClient(base_url=str(server.base_url), timeout=30)
+        sessions[name] = (client, await sign_in(client, workspace, member))
+    credentials = {"workspace": workspace.slug, "email": member.email, "password": PASSWORD}
+
+    async def create(name: str) -> httpx.Response:
+        client, csrf = sessions[name]
+        return await client.post("/v1/api-keys", json={"name": "race"}, headers=csrf)
+
+    async def sign_in_again(server: httpx.AsyncClient) -> httpx.Response:
+        fresh = httpx.AsyncClient(base_url=str(server.base_url), timeout=30)
+        response = await fresh.post("/v1/sessions", json=credentials)
+        racing_sign_ins.append(fresh)
+        return response
+
+    racing_sign_ins: list[httpx.AsyncClient] = []
+    try:
+        creations = [create("a" if n % 2 else "b") for n in range(16)]
+        removal = on_a.delete(f"/v1/members/{member.membership_id}", headers=bearer(owner_key))
+        sign_ins = [sign_in_again(on_b if n % 2 else on_a) for n in range(4)]
+        *created, removed = await asyncio.gather(*creations[:8], *sign_ins, *creations[8:], removal)
+        assert removed.status_code == 204, removed.text
+        keys = [r.json()["key"] for r in created if r.status_code == 201 and "key" in r.json()]
+        for response in created:
+            assert response.status_code in (201, 401, 409), response.text
+
+        async with app.state.sessionmaker() as session:
+            await add_member(
+                session,
+                await session.get_one(Workspace, workspace.id),
+                email=member.email,
+                password=PASSWORD,
+                role="member",
+            )
+            await session.commit()
+
+        for key in keys:
+            for server in (on_a, on_b):
+                response = await server.get("/v1/auth/key", headers=bearer(key))
+                assert_problem(response, 401, "key_revoked")
+        owner_csrf = await sign_in(on_b, workspace, owner)
+        listed = (await on_b.get("/v1/api-keys", params={"limit": 100}, headers=owner_csrf)).json()
+        race_keys = [k for k in listed["data"] if k["name"] == "race"]
+        assert len(race_keys) == len(keys) and {k["status"] for k in race_keys} <= {"revoked"}
+        for client in [*(c for c, _ in sessions.values()), *racing_sign_ins]:
+            assert_problem(await client.get("/v1/sessions/current"), 401, "not_signed_in")
+    finally:
+        for client in [*(c for c, _ in sessions.values()), *racing_sign_ins]:
+            await client.aclose()

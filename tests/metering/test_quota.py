@@ -2,12 +2,16 @@
 multi-process exactness tests are in tests/live)."""
 
 import asyncio
+import datetime as dt
+from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
-from craftdesk.auth.tokens import CHECKSUM_LENGTH, checksum
+from craftdesk.auth import gate
+from craftdesk.auth.tokens import CHECKSUM_LENGTH, checksum, parse_key
 from craftdesk.metering.models import KeyDailyUsage, KeyUsage, WorkspaceUsage
 from tests.conftest import World, bearer
 
@@ -137,3 +141,74 @@ async def test_one_batch_over_two_workspaces_counts_each_request_once(
         per_key = await session.scalar(select(func.sum(KeyUsage.requests)))
     assert stored == {first.id: 11, second.id: 10}
     assert per_key == 21
+
+
+async def test_a_key_that_cannot_be_checked_fails_only_its_own_requests_uncounted(
+    client: httpx.AsyncClient, world: World, app: FastAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fault in answering one key (here injected where the gate reads its row) answers
+    that key's requests 500 and counts none of them; every other request of the batch, of
+    another workspace or of the same one, is answered and counted as usual."""
+    broken_workspace, broken_owner = await world.workspace("Broken")
+    other, other_owner = await world.workspace("Other")
+    broken_key = await world.key(broken_workspace, broken_owner)
+    neighbour_key = await world.key(broken_workspace, broken_owner, name="neighbour")
+    other_key = await world.key(other, other_owner)
+    broken_id = parse_key(broken_key)
+    original = gate._principal
+
+    def failing_principal(row: gate.KeyRow) -> Any:
+        if row.public_id == broken_id:
+            raise TypeError("can't compare offset-naive and offset-aware datetimes")
+        return original(row)
+
+    monkeypatch.setattr(gate, "_principal", failing_principal)
+    keys = [broken_key, other_key, neighbour_key] * 8
+    responses = await asyncio.gather(
+        *(client.get("/v1/auth/key", headers=bearer(key)) for key in keys)
+    )
+    statuses: dict[str, list[int]] = {key: [] for key in keys}
+    for key, response in zip(keys, responses, strict=True):
+        statuses[key].append(response.status_code)
+    assert statuses[broken_key] == [500] * 8
+    assert statuses[other_key] == [200] * 8
+    async with app.state.sessionmaker() as session:
+        rows = await session.execute(select(WorkspaceUsage.workspace_id, WorkspaceUsage.requests))
+        stored = {workspace_id: requests for workspace_id, requests in rows}
+        per_key = dict(
+            (await session.execute(select(KeyUsage.api_key_id, KeyUsage.requests))).all()
+        )
+        per_day = dict(
+            (await session.execute(select(KeyDailyUsage.api_key_id, KeyDailyUsage.requests))).all()
+        )
+    neighbour_ok = statuses[neighbour_key].count(200)
+    assert stored[other.id] == 8
+    assert stored.get(broken_workspace.id, 0) == neighbour_ok
+    assert sum(per_key.values()) == sum(per_day.values()) == 8 + neighbour_ok
+    # On SQLite the neighbour is answered; on PostgreSQL, where the statement counted the
+    # whole workspace before the fault, its share of the batch is refunded and answered 500.
+    assert set(statuses[neighbour_key]) <= {200, 500}
+
+
+async def test_keys_of_many_workspaces_in_one_batch_with_a_never_expiring_key(
+    client: httpx.AsyncClient, world: World, app: FastAPI
+) -> None:
+    """The largest expiry (PostgreSQL's 'infinity') next to other tenants' keys in one batch:
+    every request is answered for what it is."""
+    far_workspace, far_owner = await world.workspace("Far")
+    far_key = await world.key(
+        far_workspace, far_owner, expires_at=dt.datetime.max.replace(tzinfo=dt.UTC)
+    )
+    others = []
+    for n in range(3):
+        workspace, owner = await world.workspace(f"Tenant {n}")
+        others.append((workspace, await world.key(workspace, owner)))
+    keys = [far_key, *(key for _, key in others)] * 6
+    responses = await asyncio.gather(
+        *(client.get("/v1/auth/key", headers=bearer(key)) for key in keys)
+    )
+    assert [response.status_code for response in responses] == [200] * len(keys)
+    async with app.state.sessionmaker() as session:
+        rows = await session.execute(select(WorkspaceUsage.workspace_id, WorkspaceUsage.requests))
+        stored = {workspace_id: requests for workspace_id, requests in rows}
+    assert stored == {far_workspace.id: 6, **{workspace.id: 6 for workspace, _ in others}}

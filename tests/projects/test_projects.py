@@ -165,3 +165,35 @@ async def test_another_workspaces_objects_look_missing(
     assert (await client.get("/v1/projects", headers=bearer(globex_key))).json()["data"] == []
     still = await client.get(f"/v1/projects/{pid}", headers=bearer(acme_key))
     assert still.json()["name"] == "Secret"
+
+
+async def test_a_deleted_projects_id_is_never_given_to_another(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A key limited to a project must not reach a later project that took its id (SQLite
+    reuses the highest id of a deleted row unless the table is AUTOINCREMENT)."""
+    workspace, owner = await world.workspace(plan="business")
+    full = bearer(await world.key(workspace, owner))
+    project = (await client.post("/v1/projects", json={"name": "Old"}, headers=full)).json()
+    task = await client.post(
+        f"/v1/projects/{project['id']}/tasks", json={"title": "Old task"}, headers=full
+    )
+    limited = bearer(
+        await world.key(
+            workspace,
+            owner,
+            scope="custom",
+            permissions={"projects": "read", "tasks": "read"},
+            project_ids=[project["id"]],
+        )
+    )
+    await client.delete(f"/v1/projects/{project['id']}/tasks/{task.json()['id']}", headers=full)
+    assert (await client.delete(f"/v1/projects/{project['id']}", headers=full)).status_code == 204
+
+    new = (await client.post("/v1/projects", json={"name": "New"}, headers=full)).json()
+    new_task = (
+        await client.post(f"/v1/projects/{new['id']}/tasks", json={"title": "New"}, headers=full)
+    ).json()
+    assert new["id"] > project["id"] and new_task["id"] > task.json()["id"]
+    assert (await client.get("/v1/projects", headers=limited)).json()["data"] == []
+    assert (await client.get(f"/v1/projects/{new['id']}", headers=limited)).status_code == 403
