@@ -36,4 +36,4 @@ def _digits(value: object) -> object:
     return value
 
 
-Id = Annotated[int, BeforeValidator(_digits), Path(ge=1, le=MAX_ID)]
+Id = Annotated[int, Path(ge=1, le=MAX_ID), BeforeValidator(_digits)]
