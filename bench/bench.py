@@ -940,10 +940,15 @@ def check_metering(result: Result, setup: Setup, args: argparse.Namespace) -> No
 
 
 def _ratio_cell(ratios: list[float], times: str = "") -> str:
+    """The median and the range; three decimals below 0.1, where two would say little."""
     if not ratios:
         return ""
-    return (f"{statistics.median(ratios):.2f}{times} "
-            f"({min(ratios):.2f}–{max(ratios):.2f})")
+
+    def shown(x: float) -> str:
+        return f"{x:.2f}" if x >= 0.1 else f"{x:.3f}"
+
+    median = statistics.median(ratios)
+    return f"{shown(median)}{times} ({shown(min(ratios))}–{shown(max(ratios))})"
 
 
 def table(results: list[Result]) -> str:
