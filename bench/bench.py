@@ -1096,10 +1096,12 @@ def main(argv: list[str] | None = None) -> None:
             if results:
                 print(table(results))
         raise SystemExit("bench: interrupted") from None
+    peer = any(route.peer for route in args.route_list)
     print(
         f"{args.connections} connections, {args.rounds} rounds of {args.duration:g} s per route, "
-        f"each after its own /healthz run; one uvicorn process; the peer: gunicorn, 1 process "
-        f"× 8 threads (gthread); wrk -t{args.threads}; {started:%Y-%m-%d %H:%M} UTC"
+        f"each after its own /healthz run; one uvicorn process"
+        + ("; the peer: gunicorn, 1 process × 8 threads (gthread)" if peer else "")
+        + f"; wrk -t{args.threads}; {started:%Y-%m-%d %H:%M} UTC"
     )
     print(table(results))
     if args.json:
