@@ -1,20 +1,45 @@
--- Requests for wrk: GET $BENCH_PATH, with "Authorization: Bearer <key>" rotating over the
--- comma-separated $BENCH_KEYS when set. Requests are built once per thread, so both endpoints
--- cost the client the same. done() prints one machine-readable line for bench.py, with the
--- latency histogram (each distinct latency in µs and how many responses took it), so that
--- bench.py can take percentiles over several runs together.
+-- Requests for wrk, from the environment bench.py sets:
+--   BENCH_METHOD  GET (default), POST, PATCH…
+--   BENCH_PATHS   comma-separated paths, rotated over (e.g. several task ids)
+--   BENCH_BODIES  JSON bodies, one a line, rotated over (sent with Content-Type: application/json)
+--   BENCH_KEYS    comma-separated keys, rotated over, sent as "Authorization: <scheme> <key>"
+--   BENCH_SCHEME  the Authorization scheme word (default Bearer; the Python peer's is Api-Key)
+--   BENCH_COOKIE  a Cookie header (the dashboard's session)
+-- Every combination is built once per thread, before the run, so each route costs the client
+-- the same per request. done() prints one machine-readable line for bench.py, with the latency
+-- histogram (each distinct latency in µs and how many responses took it), so that bench.py
+-- can take percentiles over several runs together.
 
 local requests = {}
 local counter = 0
 
-function init(args)
-    local path = os.getenv("BENCH_PATH") or "/"
-    local keys = os.getenv("BENCH_KEYS") or ""
-    for key in string.gmatch(keys, "[^,]+") do
-        requests[#requests + 1] = wrk.format("GET", path, { ["Authorization"] = "Bearer " .. key })
+local function split(text, pattern)
+    local items = {}
+    for item in string.gmatch(text or "", pattern) do
+        items[#items + 1] = item
     end
-    if #requests == 0 then
-        requests[1] = wrk.format("GET", path)
+    return items
+end
+
+function init(args)
+    local method = os.getenv("BENCH_METHOD") or "GET"
+    local paths = split(os.getenv("BENCH_PATHS") or "/", "[^,]+")
+    local bodies = split(os.getenv("BENCH_BODIES"), "[^\n]+")
+    local keys = split(os.getenv("BENCH_KEYS"), "[^,]+")
+    local scheme = os.getenv("BENCH_SCHEME") or "Bearer"
+    local cookie = os.getenv("BENCH_COOKIE")
+    if #bodies == 0 then bodies = { false } end
+    if #keys == 0 then keys = { false } end
+    for _, key in ipairs(keys) do
+        for _, path in ipairs(paths) do
+            for _, body in ipairs(bodies) do
+                local headers = {}
+                if key then headers["Authorization"] = scheme .. " " .. key end
+                if cookie then headers["Cookie"] = cookie end
+                if body then headers["Content-Type"] = "application/json" end
+                requests[#requests + 1] = wrk.format(method, path, headers, body or nil)
+            end
+        end
     end
 end
 
