@@ -1,9 +1,11 @@
 """The dashboard fits the screen, in Chromium at 1440, 1280, 1024 and 390 px wide: no sideways
-scrolling of the page or the keys card, every key's actions on screen and clickable. The keys
-are a realistic worst case: long names (one without a space), a long creator email, a custom
-scope limited to long-named projects, seven-digit request counts."""
+scrolling of the page or the keys card, every key's actions on screen and clickable, a chart
+whose labels stay readable. The keys are a realistic worst case: long names (one without a
+space), a long creator email, a custom scope limited to long-named projects, seven-digit
+request counts."""
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -205,6 +207,76 @@ async def test_revoking_on_a_phone_updates_the_key_in_place(
     await expect(page.get_by_role("status")).to_contain_text(f"“{WEBHOOK}” was revoked.")
     await expect(page.get_by_role("button", name=f"Rename {WEBHOOK}", exact=True)).to_be_focused()
     await assert_nothing_scrolls_sideways(page)
+
+
+# Each label of the chart: its text, its font size as drawn on screen, and where it lies.
+CHART_LABELS = """
+(chart) => {
+  const box = chart.getBoundingClientRect();
+  return [...chart.querySelectorAll('text')].map((label) => {
+    const r = label.getBoundingClientRect();
+    return {
+      text: label.textContent, kind: label.getAttribute('class'),
+      px: parseFloat(getComputedStyle(label).fontSize) * label.getScreenCTM().a,
+      left: r.left - box.left, right: box.right - r.right,
+      top: r.top - box.top, bottom: box.bottom - r.bottom, x0: r.left, x1: r.right,
+    };
+  });
+}
+"""
+
+
+async def assert_chart_is_readable(page: Page, key_name: str) -> list[dict[str, Any]]:
+    chart = page.get_by_role("img", name=f"Requests per day for {key_name}")
+    await chart.scroll_into_view_if_needed()
+    labels: list[dict[str, Any]] = await chart.evaluate(CHART_LABELS)
+    for label in labels:
+        assert label["px"] >= 10, f"too small to read: {label}"
+        assert min(label["left"], label["right"], label["top"], label["bottom"]) >= 0, (
+            f"cut off at the chart's edge: {label}"
+        )
+    days = sorted(
+        (label for label in labels if "chart-x-label" in label["kind"]), key=lambda lab: lab["x0"]
+    )
+    for before, after in zip(days, days[1:], strict=False):
+        assert before["x1"] <= after["x0"], f"overlapping day labels: {before}, {after}"
+    box = await chart.bounding_box()
+    viewport = page.viewport_size
+    assert box and viewport and box["x"] >= 0 and box["x"] + box["width"] <= viewport["width"]
+    return labels
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+async def test_the_chart_s_labels_are_readable(
+    page: Page, team: Team, seed: Seed, width: int
+) -> None:
+    await open_dashboard(page, team, seed, width)
+
+    labels = await assert_chart_is_readable(page, DEPLOY)
+    assert len([lab for lab in labels if "chart-x-label" in lab["kind"]]) >= 3
+    assert any(lab["text"] == "Today" for lab in labels)
+    assert any(lab["text"].endswith(",000") for lab in labels)  # the 7-digit axis
+
+    picker = page.get_by_role("combobox", name="Key", exact=True)
+    await assert_on_screen_and_clickable(page, picker)
+    await page.get_by_role("button", name=f"Usage chart of {STAGING}", exact=True).click()
+    await assert_chart_is_readable(page, STAGING)
+    await expect(page.get_by_text("No requests with this key yet this period")).to_be_visible()
+    assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
+async def test_the_chart_is_drawn_again_at_its_new_width(
+    page: Page, team: Team, seed: Seed
+) -> None:
+    await open_dashboard(page, team, seed, 1440)
+
+    await page.set_viewport_size({"width": 390, "height": 900})
+
+    width = await page.locator("#chart-canvas").evaluate("(canvas) => canvas.clientWidth")
+    assert width < 400
+    chart = page.get_by_role("img", name=f"Requests per day for {DEPLOY}")
+    await expect(chart).to_have_attribute("viewBox", re.compile(f"^0 0 {width} "))
+    await assert_chart_is_readable(page, DEPLOY)
 
 
 async def test_the_stacked_keys_are_still_a_table_to_assistive_technology(
