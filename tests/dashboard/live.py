@@ -15,7 +15,8 @@ from craftdesk.metering.models import KeyDailyUsage, KeyUsage, WorkspaceUsage
 from craftdesk.metering.periods import BillingPeriod
 from craftdesk.projects.models import Project
 from craftdesk.workspaces.models import Workspace
-from tests.conftest import TEST_PEPPER, World
+from craftdesk.workspaces.service import add_member
+from tests.conftest import PASSWORD, TEST_PEPPER, Member, World
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -49,6 +50,15 @@ class Seed(World):
             session.add(project)
             await session.commit()
             return project.id
+
+    async def member_with_email(self, workspace: Workspace, email: str, role: str) -> Member:
+        """A member with the given (say, very long) email."""
+        async with self.app.state.sessionmaker() as session:
+            membership = await add_member(
+                session, workspace, email=email, password=PASSWORD, role=role
+            )
+            await session.commit()
+        return Member(membership.user_id, membership.id, email, role)
 
     async def key_id(self, key: str) -> int:
         public_id = key.split("_")[1]

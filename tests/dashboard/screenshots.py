@@ -3,8 +3,9 @@
     .venv/bin/python -m tests.dashboard.screenshots [OUTPUT_DIR]   (default: docs/screenshots)
 
 Seeds a fresh SQLite database (a Business workspace, its team, keys in every state, three
-weeks of usage), serves it with uvicorn, signs in with Chromium and saves
-``api-keys.png`` and ``usage-chart.png``.
+weeks of usage), serves it with uvicorn, signs in with Chromium and saves the API Keys page
+at 1440, 1280 and 1024 px wide, the Usage card at 1440 px, and both on a 390 px phone (the
+names in ``SHOTS``).
 """
 
 import asyncio
@@ -15,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 import httpx
-from playwright.async_api import async_playwright
+from playwright.async_api import Page, async_playwright
 from sqlalchemy import select
 
 from craftdesk.migrate import upgrade
@@ -26,6 +27,14 @@ from tests.dashboard.live import CHROMIUM, CHROMIUM_ARGS, Seed, seeding
 from tests.live.server import server_env, start_server
 
 OUTPUT = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+SHOTS = [
+    "api-keys.png",
+    "usage-chart.png",
+    "api-keys-1280.png",
+    "api-keys-1024.png",
+    "phone-keys.png",
+    "phone-usage.png",
+]
 
 
 async def seed_demo(seed: Seed) -> tuple[str, str, dict[str, str]]:
@@ -112,6 +121,18 @@ async def _seed(database_url: str) -> tuple[str, str, dict[str, str]]:
         return await seed_demo(seed)
 
 
+async def _resize(page: Page, width: int, height: int) -> None:
+    """Resize the window and wait for the chart to be drawn again at its new width."""
+    await page.set_viewport_size({"width": width, "height": height})
+    await page.wait_for_function(
+        """() => {
+          const canvas = document.getElementById('chart-canvas');
+          return canvas.querySelector('svg')?.viewBox.baseVal.width === canvas.clientWidth;
+        }"""
+    )
+    await page.evaluate("window.scrollTo(0, 0)")
+
+
 async def _shoot(url: str, slug: str, email: str, keys: dict[str, str], output: Path) -> None:
     async with httpx.AsyncClient(base_url=url) as api:  # some of today's traffic, for real
         for n in range(240):
@@ -137,6 +158,17 @@ async def _shoot(url: str, slug: str, email: str, keys: dict[str, str], output: 
         usage = page.get_by_role("region", name="Usage")
         await usage.scroll_into_view_if_needed()
         await usage.screenshot(path=output / "usage-chart.png")
+
+        for width in (1280, 1024):
+            await _resize(page, width, 900)
+            await page.screenshot(path=output / f"api-keys-{width}.png")
+
+        await _resize(page, 390, 844)
+        await page.locator("#keys-section").evaluate(
+            "(card) => window.scrollTo(0, card.offsetTop - 12)"
+        )
+        await page.screenshot(path=output / "phone-keys.png")
+        await usage.screenshot(path=output / "phone-usage.png")
         await browser.close()
 
 
@@ -151,7 +183,7 @@ def main(output: Path) -> None:
             asyncio.run(_shoot(server.url, slug, email, keys, output))
         finally:
             server.stop()
-    print(f"saved {output / 'api-keys.png'} and {output / 'usage-chart.png'}", file=sys.stderr)
+    print(f"saved {', '.join(SHOTS)} in {output}", file=sys.stderr)
 
 
 if __name__ == "__main__":

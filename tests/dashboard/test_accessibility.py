@@ -1,5 +1,5 @@
 """Accessibility basics in Chromium: every control has a name, and the whole key story works
-with the keyboard alone."""
+with the keyboard alone, on a desktop screen and on a phone (where each key is drawn as a card)."""
 
 import re
 
@@ -12,6 +12,7 @@ from tests.dashboard.live import Seed
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="session")]
 
+WIDTHS = [1400, 390]
 CONTROLS = "button, input, select, textarea, a[href], summary, [tabindex]:not([tabindex='-1'])"
 
 
@@ -27,7 +28,11 @@ async def assert_every_visible_control_is_named(scope: Locator) -> int:
     return checked
 
 
-async def test_every_control_has_an_accessible_name(page: Page, team: Team, seed: Seed) -> None:
+@pytest.mark.parametrize("width", WIDTHS)
+async def test_every_control_has_an_accessible_name(
+    page: Page, team: Team, seed: Seed, width: int
+) -> None:
+    await page.set_viewport_size({"width": width, "height": 900})
     await seed.project(team.workspace, "Website")
     await seed.key(team.workspace, team.owner, name="CI/CD Pipeline")
     await page.goto("/dashboard")
@@ -60,7 +65,9 @@ async def test_every_control_has_an_accessible_name(page: Page, team: Team, seed
         await expect(dialog).to_be_hidden()
 
 
-async def test_the_whole_key_story_works_by_keyboard(page: Page, team: Team) -> None:
+@pytest.mark.parametrize("width", WIDTHS)
+async def test_the_whole_key_story_works_by_keyboard(page: Page, team: Team, width: int) -> None:
+    await page.set_viewport_size({"width": width, "height": 900})
     keyboard = page.keyboard
     await page.goto("/dashboard")
     await expect(page.get_by_label("Workspace", exact=True)).to_be_focused()

@@ -107,7 +107,7 @@ export class KeysPage {
     const age = ageInDays(key);
     const needsRotation = age > ROTATE_AFTER_DAYS && status.id !== 'revoked' && status.id !== 'expired';
 
-    const created = el('td', { class: 'cell-created' },
+    const created = el('td', { class: 'cell-created', dataset: { label: 'Created' } },
       el('time', { datetime: key.created_at, title: formatDateTime(key.created_at) }, formatDate(key.created_at)));
     if (needsRotation) {
       created.append(
@@ -123,7 +123,7 @@ export class KeysPage {
       ? el('time', { datetime: key.last_used_at, title: formatDateTime(key.last_used_at) }, relativeTime(key.last_used_at))
       : el('span', { class: 'muted' }, 'never');
 
-    const statusCell = el('td', { class: 'cell-status' },
+    const statusCell = el('td', { class: 'cell-status', dataset: { label: 'Status' } },
       el('span', { class: `badge badge-${status.id}` }, status.label));
     if (key.status === 'revoked' && key.revoked_at) {
       statusCell.append(el('span', { class: 'cell-note' }, `on ${formatDate(key.revoked_at)}`));
@@ -135,11 +135,11 @@ export class KeysPage {
 
     return el('tr', { dataset: { keyId: key.id }, class: `status-${status.id}` },
       el('td', { class: 'cell-name' }, this.nameCell(key)),
-      el('td', { class: 'cell-scope' }, this.scopeCell(key)),
-      el('td', { class: 'col-creator' }, breakableEmail(key.created_by.email)),
+      el('td', { class: 'cell-scope', dataset: { label: 'Scope' } }, this.scopeCell(key)),
+      el('td', { class: 'col-creator', dataset: { label: 'Created by' } }, breakableEmail(key.created_by.email)),
       created,
-      el('td', { class: 'cell-last-used' }, lastUsed),
-      el('td', { class: 'num cell-requests' }, this.requestsCell(key)),
+      el('td', { class: 'cell-last-used', dataset: { label: 'Last used' } }, lastUsed),
+      el('td', { class: 'num cell-requests', dataset: { label: 'Requests this period' } }, this.requestsCell(key)),
       statusCell,
       el('td', { class: 'cell-actions' }, this.actions(key, status)),
     );
@@ -446,11 +446,11 @@ export class KeysPage {
   }
 }
 
-/** An email that may wrap before its "@" in a narrow column. */
+/** An email that wraps before its "@" in a narrow column (and inside a part too long for it). */
 function breakableEmail(email) {
   const at = email.lastIndexOf('@');
   if (at <= 0) return [email];
-  return [el('span', { class: 'nowrap' }, email.slice(0, at)), el('wbr'), el('span', { class: 'nowrap' }, email.slice(at))];
+  return [el('span', { class: 'email-part' }, email.slice(0, at)), el('wbr'), el('span', { class: 'email-part' }, email.slice(at))];
 }
 
 const PENCIL = 'M4 20h4L19 9a2.1 2.1 0 0 0-4-4L4 16z';

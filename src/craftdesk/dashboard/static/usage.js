@@ -12,7 +12,21 @@ export class UsagePanel {
     this.keys = [];
     this.selected = null;
     this.drawing = 0;
+    this.drawn = null; // {usage, name, width} of the chart on screen
     byId('chart-key').addEventListener('change', (event) => this.select(Number(event.target.value)));
+    // The chart is drawn at its width on screen: draw it again when that changes (on the
+    // next frame, not inside the observer, which would see its own change of height).
+    const canvas = byId('chart-canvas');
+    new ResizeObserver(() => requestAnimationFrame(() => {
+      if (this.drawn && canvas.clientWidth !== this.drawn.width) this.draw(this.drawn.usage, this.drawn.name);
+    })).observe(canvas);
+  }
+
+  draw(usage, name) {
+    const canvas = byId('chart-canvas');
+    const summary = drawDailyChart(canvas, usage, name);
+    this.drawn = { usage, name, width: canvas.clientWidth };
+    return summary;
   }
 
   async load() {
@@ -43,6 +57,7 @@ export class UsagePanel {
     picker.disabled = keys.length === 0;
     if (!keys.length) {
       this.selected = null;
+      this.drawn = null;
       byId('chart-canvas').replaceChildren(el('p', { class: 'empty' }, 'Generate a key to see its requests here.'));
       byId('chart-caption').textContent = '';
       byId('chart-table-body').replaceChildren();
@@ -74,7 +89,7 @@ export class UsagePanel {
       return;
     }
     if (ticket !== this.drawing) return; // a later choice won
-    const summary = drawDailyChart(byId('chart-canvas'), usage, key.name);
+    const summary = this.draw(usage, key.name);
     byId('chart-caption').textContent = `“${key.name}”: ${summary} Days are UTC.`;
     byId('chart-table-body').replaceChildren(...usage.days.map((day) => el('tr', {},
       el('td', {}, formatUtcDay(new Date(`${day.date}T00:00:00Z`))),
@@ -84,6 +99,7 @@ export class UsagePanel {
   clear() {
     this.keys = [];
     this.selected = null;
+    this.drawn = null;
     byId('chart-key').replaceChildren();
     byId('chart-canvas').replaceChildren();
     byId('chart-table-body').replaceChildren();
