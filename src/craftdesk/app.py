@@ -5,9 +5,11 @@ import logging
 import logging.config
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Literal
 
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
+from pydantic import BaseModel
 from sqlalchemy import text
 
 import craftdesk.audit.routes
@@ -21,9 +23,10 @@ import craftdesk.projects.routes
 from craftdesk.auth.gate import KeyGate
 from craftdesk.config import Settings
 from craftdesk.db import create_engine, make_sessionmaker
-from craftdesk.errors import DatabaseUnavailable, install_error_handlers
+from craftdesk.errors import DatabaseUnavailable, install_error_handlers, problem_responses
 from craftdesk.logs import logging_config
 from craftdesk.middleware import RequestContextMiddleware
+from craftdesk.openapi import PUBLIC, build_openapi, name_operations
 
 logger = logging.getLogger("craftdesk")
 
@@ -32,6 +35,13 @@ The CraftDesk API. Authenticate every request with an API key from
 Settings → Integrations → API Keys: `Authorization: Bearer cdk_…`.
 Errors are RFC 9457 problem details (`application/problem+json`) with a stable `code`.
 """
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    status: Literal["ready"]
 
 
 def _freeze_startup_objects() -> None:
@@ -84,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url="/v1/openapi.json",
         lifespan=lifespan,
     )
+    app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
     app.state.settings = settings
     install_error_handlers(app)
     # Starlette tries the routes in order, a few µs each; FastAPI's own (the OpenAPI document
@@ -91,18 +102,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     framework_routes = list(app.router.routes)
     app.router.routes.clear()
 
-    @app.get("/healthz", tags=["health"], summary="The process is up")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    @app.get("/healthz", tags=["health"], summary="The process is up", openapi_extra=PUBLIC)
+    async def healthz() -> Health:
+        return Health(status="ok")
 
-    @app.get("/readyz", tags=["health"], summary="The database is reachable")
-    async def readyz(request: Request) -> dict[str, str]:
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        summary="The database is reachable",
+        responses=problem_responses(503),
+        openapi_extra=PUBLIC,
+    )
+    async def readyz(request: Request) -> Readiness:
         try:
             async with request.app.state.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
         except Exception as exc:
             raise DatabaseUnavailable() from exc
-        return {"status": "ready"}
+        return Readiness(status="ready")
 
     for router in (
         craftdesk.auth.routes.router,
@@ -119,6 +136,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # carries its router's prefix, tags and documented responses.
         app.router.routes.extend(router.routes)
     app.router.routes.extend(framework_routes)
+    name_operations(app.router.routes)
 
     if settings.cors_origins:
         app.add_middleware(
