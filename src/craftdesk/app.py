@@ -20,6 +20,7 @@ import craftdesk.keys.routes
 import craftdesk.members.routes
 import craftdesk.metering.routes
 import craftdesk.projects.routes
+import craftdesk.reference
 from craftdesk.auth.gate import KeyGate
 from craftdesk.config import Settings
 from craftdesk.db import create_engine, make_sessionmaker
@@ -89,7 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="CraftDesk API",
         version="1.0.0",
         description=DESCRIPTION,
-        docs_url="/v1/docs",
+        docs_url=None,  # craftdesk.reference serves it, offline
         redoc_url=None,
         openapi_url="/v1/openapi.json",
         lifespan=lifespan,
@@ -130,6 +131,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         craftdesk.metering.routes.router,
         craftdesk.audit.routes.router,
         craftdesk.dashboard.routes.router,
+        craftdesk.reference.router,
     ):
         # The routes themselves, not ``include_router``: FastAPI 0.165 dispatches included
         # routers through one more layer per router, 10-25 µs a request. Each route already
