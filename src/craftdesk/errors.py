@@ -192,6 +192,15 @@ def _allowed_methods(request: Request) -> str:
     return ", ".join(sorted(methods))
 
 
+def _routed_without_trailing_slash(request: Request) -> bool:
+    """Whether the path is a route but for its trailing slash (the app redirects none)."""
+    path = request.scope["path"]
+    if path == "/" or not path.endswith("/"):
+        return False
+    scope = {**request.scope, "path": path[:-1]}
+    return any(route.matches(scope)[0] is not Match.NONE for route in request.app.router.routes)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ProblemError)
     async def _problem(request: Request, exc: ProblemError) -> JSONResponse:
@@ -214,6 +223,8 @@ def install_error_handlers(app: FastAPI) -> None:
         headers = dict(exc.headers or {})
         if exc.status_code == 404:
             detail = "No such route. See /v1/docs for the API reference."
+            if _routed_without_trailing_slash(request):
+                detail = f"No such route. Drop the trailing slash: {request.url.path[:-1]}"
         if exc.status_code == 405:
             headers["Allow"] = _allowed_methods(request)
             detail = f"This path does not take that method. Use one of: {headers['Allow']}."

@@ -1,5 +1,6 @@
-"""One pure-ASGI middleware for what every response needs: a request id, the body size
-limit, security headers, the quota headers of key-authenticated requests, and HEAD."""
+"""Pure-ASGI middleware: ``RequestContextMiddleware`` for what every response needs (a
+request id, the body size limit, security headers, the quota headers of key-authenticated
+requests, and HEAD), and ``CompressLargeResponses`` for gzip."""
 
 import logging
 import re
@@ -8,6 +9,7 @@ import uuid
 from typing import Any
 
 from starlette.exceptions import HTTPException
+from starlette.middleware.gzip import GZipResponder, IdentityResponder
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from craftdesk.db import utcnow
@@ -102,3 +104,47 @@ class RequestContextMiddleware:
     async def _too_large(self, scope: Scope, receive: Receive, send: Any) -> None:
         response = problem_response(413, "payload_too_large", self._too_large_detail)
         await response(scope, receive, send)
+
+
+class CompressLargeResponses:
+    """Starlette's gzip for responses of ``minimum_size`` bytes and more (and for streamed
+    ones), at no cost to the small ones: Starlette's ``GZipMiddleware`` spends about 13 µs
+    on every response, however small, while this looks at the response's Content-Length
+    first and hands only the larger ones to Starlette's responders."""
+
+    def __init__(self, app: ASGIApp, *, minimum_size: int, compresslevel: int):
+        self.app = app
+        self.minimum_size = minimum_size
+        self.compresslevel = compresslevel
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        forward: Any = None
+
+        async def send_maybe_compressed(message: Message) -> None:
+            nonlocal forward
+            if forward is None:
+                forward = self._forward(scope, message, send)
+            await forward(message)
+
+        await self.app(scope, receive, send_maybe_compressed)
+
+    def _forward(self, scope: Scope, start: Message, send: Send) -> Any:
+        """Where the messages of a response go, decided on its start."""
+        for name, value in start.get("headers", ()):
+            if name == b"content-length":
+                if int(value) < self.minimum_size:
+                    return send
+                break
+        accepts_gzip = any(
+            name == b"accept-encoding" and b"gzip" in value for name, value in scope["headers"]
+        )
+        responder = (
+            GZipResponder(self.app, self.minimum_size, compresslevel=self.compresslevel)
+            if accepts_gzip
+            else IdentityResponder(self.app, self.minimum_size)  # still says Vary
+        )
+        responder.send = send
+        return responder.send_with_compression
