@@ -8,6 +8,7 @@ app's ASGI transport, so each call goes through the whole app on the test's data
 """
 
 import importlib
+import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -20,6 +21,8 @@ import pytest
 from fastapi import FastAPI
 
 from tests.conftest import World
+from tests.live.server import LiveServer, server_env, start_server
+from tests.live.test_seed_examples import readme_example
 
 VENV_BIN = Path(sys.executable).parent
 PACKAGE = "craftdesk_client"
@@ -175,3 +178,45 @@ async def test_each_documented_error_parses_into_the_problem_model(
     assert_problem(generated, over, 429, "quota_exceeded")
     assert int(over.headers["Retry-After"]) > 0
 
+
+@pytest.fixture
+def live(database_url: str, tmp_path: Path) -> Iterator[LiveServer]:
+    server = start_server(server_env(database_url), tmp_path)
+    yield server
+    server.stop()
+
+
+def run_readme_step(command: list[str], cwd: Path, **env: str) -> str:
+    result = subprocess.run(
+        command,
+        cwd=cwd,
+        env={**os.environ, "PATH": f"{VENV_BIN}:{os.environ['PATH']}", **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout + result.stderr
+
+
+@pytest.mark.slow
+async def test_the_readme_generated_client_example_runs_as_written(
+    live: LiveServer, world: World, tmp_path: Path
+) -> None:
+    workspace, owner = await world.workspace()
+    key = await world.key(workspace, owner)
+    generate = readme_example("### A generated client", "sh").replace(
+        "http://localhost:8000", live.url
+    )
+    use = readme_example("### A generated client", "python").replace(
+        "http://localhost:8000", live.url
+    )
+    (tmp_path / "example.py").write_text(use)
+
+    generated = run_readme_step(["bash", "-euo", "pipefail", "-c", generate], tmp_path)
+    printed = run_readme_step(
+        [sys.executable, "example.py"], tmp_path, CRAFTDESK_API_KEY=key, PYTHONPATH=str(tmp_path)
+    )
+
+    assert "warning" not in generated.lower(), generated
+    assert printed == "['Launch plan']\n"
