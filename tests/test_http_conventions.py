@@ -8,7 +8,7 @@ import json
 import httpx
 import pytest
 
-from craftdesk.app import GZIP_MINIMUM_BYTES
+from craftdesk.middleware import GZIP_MINIMUM_BYTES
 from tests.conftest import World, bearer
 
 GZIP = {"Accept-Encoding": "gzip"}

@@ -12,6 +12,8 @@ from pathlib import Path
 import anyio
 from fastapi import Request, Response
 
+from craftdesk.middleware import GZIP_MINIMUM_BYTES
+
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
@@ -22,7 +24,6 @@ MEDIA_TYPES = {
     ".css": "text/css; charset=utf-8",
     ".svg": "image/svg+xml",
 }
-GZIP_MINIMUM_BYTES = 1024
 
 
 class Asset:

