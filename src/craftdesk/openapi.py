@@ -6,9 +6,10 @@ openapi-typescript) and linters (Spectral, Redocly) take it as it is.
   (``list_projects``); ``OPERATION_IDS`` renames the few that do not.
 - **Problem**: every error response refers to one ``Problem`` component (``errors.py``).
 - **Response headers**, documented by status and credentials, as the middleware and the
-  error classes set them: the quota headers on every response to an admitted API key (not on
-  its 401s), ``WWW-Authenticate`` on 401 and 403, ``Retry-After`` on 429 and 503. A route
-  that sets ``Cache-Control`` says so itself (``no_store``).
+  error classes set them: the quota headers on every counted response to an API key (not on
+  its 401s, nor on a 403 refused before counting), ``WWW-Authenticate`` on 401 and 403,
+  ``Retry-After`` on 429 and 503. A route that sets ``Cache-Control`` says so itself
+  (``no_store``). Headers a response always carries are ``required``.
 - **Public operations** say ``security: []`` (``PUBLIC``); every other one names its scheme.
 - **Credentials**: each operation's description ends with what it needs, down to the
   permission a key route declares (``require_permission``).
@@ -173,17 +174,24 @@ def _describe_credentials(document: dict[str, Any], routes: list[BaseRoute]) -> 
 
 
 def _headers_for(status: str, key_route: bool) -> dict[str, Any]:
-    """The headers of a ``status`` response: HTTP header name → component name."""
-    names: dict[str, str] = {}
+    """The headers of a ``status`` response, by HTTP header name."""
+    headers: dict[str, Any] = {}
     if status == "401":
-        names["WWW-Authenticate"] = "Challenge"
+        headers["WWW-Authenticate"] = _ref("Challenge")
+    elif key_route and status == "403":
+        # A 403 for scope or role was counted, and says so; one refused before counting
+        # (plan_required) was not and carries no quota.
+        headers |= {
+            name: {**HEADERS[name], "required": False, "description": f"{description} "
+                   "Sent when the request was counted (a 403 for scope or role)."}
+            for name, (_, description) in _QUOTA_HEADERS.items()
+        }  # fmt: skip
+        headers["WWW-Authenticate"] = _ref("ScopeChallenge")
     elif key_route and status != "503":
-        names |= {name: name for name in _QUOTA_HEADERS}  # every answer to an admitted key
-        if status == "403":
-            names["WWW-Authenticate"] = "ScopeChallenge"
+        headers |= {name: _ref(name) for name in _QUOTA_HEADERS}  # every counted answer
     if status in ("429", "503"):
-        names["Retry-After"] = "Retry-After"
-    return {header: _ref(component) for header, component in names.items()}
+        headers["Retry-After"] = _ref("Retry-After")
+    return headers
 
 
 def _document_headers(operation: dict[str, Any]) -> None:

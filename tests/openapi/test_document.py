@@ -131,7 +131,7 @@ def test_responses_state_their_enums(document: dict[str, Any]) -> None:
         assert permissions.get("$ref") == "#/components/schemas/ResourceAccess", permissions
 
 
-def test_key_routes_document_the_quota_headers_on_every_answer_but_401_and_503(
+def test_key_routes_document_the_quota_headers_on_every_counted_answer(
     document: dict[str, Any],
 ) -> None:
     key_routes = [op for _, _, op in operations(document) if op["security"] == [{"ApiKey": []}]]
@@ -142,7 +142,10 @@ def test_key_routes_document_the_quota_headers_on_every_answer_but_401_and_503(
                 assert not QUOTA_HEADERS & header_names(response), (operation, status)
             else:
                 assert header_names(response) >= QUOTA_HEADERS, (operation, status)
-        assert "WWW-Authenticate" in header_names(operation["responses"]["403"])
+        forbidden = operation["responses"]["403"]["headers"]
+        assert "WWW-Authenticate" in forbidden
+        # a 403 refused before counting (plan_required) carries no quota
+        assert not any(forbidden[name]["required"] for name in QUOTA_HEADERS)
     headers = document["components"]["headers"]
     assert all(headers[name]["required"] for name in QUOTA_HEADERS)
 
