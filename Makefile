@@ -29,3 +29,18 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) craftdesk.db craftdesk.db-wal craftdesk.db-shm
+
+# Node tools that tests/openapi/test_tools.py runs on the OpenAPI document (Spectral, Redocly,
+# openapi-typescript, tsc), installed from tools/package-lock.json. Without npm, those tests
+# skip (outside CI). No install script runs: the one there (@scarf/scarf) is telemetry.
+# Refresh the lock with `npm install --prefix tools --ignore-scripts <package>@<version>`.
+TOOLS_STAMP := tools/node_modules/.installed
+
+$(TOOLS_STAMP): tools/package.json tools/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		npm ci --prefix tools --ignore-scripts --no-audit --no-fund && touch $@; \
+	else \
+		echo "npm not found: the OpenAPI tool tests will skip (they need Node.js 20.19+)" >&2; \
+	fi
+
+test: $(TOOLS_STAMP)

@@ -5,9 +5,11 @@ import logging
 import logging.config
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Literal
 
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
+from pydantic import BaseModel
 from sqlalchemy import text
 
 import craftdesk.audit.routes
@@ -18,12 +20,19 @@ import craftdesk.keys.routes
 import craftdesk.members.routes
 import craftdesk.metering.routes
 import craftdesk.projects.routes
+import craftdesk.reference
 from craftdesk.auth.gate import KeyGate
 from craftdesk.config import Settings
 from craftdesk.db import create_engine, make_sessionmaker
-from craftdesk.errors import DatabaseUnavailable, install_error_handlers
+from craftdesk.errors import DatabaseUnavailable, install_error_handlers, problem_responses
 from craftdesk.logs import logging_config
-from craftdesk.middleware import RequestContextMiddleware
+from craftdesk.middleware import (
+    GZIP_LEVEL,
+    GZIP_MINIMUM_BYTES,
+    CompressLargeResponses,
+    RequestContextMiddleware,
+)
+from craftdesk.openapi import PUBLIC, build_openapi, name_operations
 
 logger = logging.getLogger("craftdesk")
 
@@ -32,6 +41,27 @@ The CraftDesk API. Authenticate every request with an API key from
 Settings → Integrations → API Keys: `Authorization: Bearer cdk_…`.
 Errors are RFC 9457 problem details (`application/problem+json`) with a stable `code`.
 """
+
+# What browser code on an allowed origin may read of a response besides the basics: the
+# quota headers of every key-authenticated response, Retry-After and the request id.
+EXPOSED_HEADERS = [
+    "RateLimit",
+    "RateLimit-Policy",
+    "X-RateLimit-Limit",
+    "X-RateLimit-Remaining",
+    "X-RateLimit-Used",
+    "X-RateLimit-Reset",
+    "Retry-After",
+    "X-Request-ID",
+]
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    status: Literal["ready"]
 
 
 def _freeze_startup_objects() -> None:
@@ -79,11 +109,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="CraftDesk API",
         version="1.0.0",
         description=DESCRIPTION,
-        docs_url="/v1/docs",
+        docs_url=None,  # craftdesk.reference serves it, offline
         redoc_url=None,
         openapi_url="/v1/openapi.json",
+        # `/v1/projects/` is a 404 problem, not a redirect answered before authentication.
+        redirect_slashes=False,
         lifespan=lifespan,
     )
+    app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
     app.state.settings = settings
     install_error_handlers(app)
     # Starlette tries the routes in order, a few µs each; FastAPI's own (the OpenAPI document
@@ -91,18 +124,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     framework_routes = list(app.router.routes)
     app.router.routes.clear()
 
-    @app.get("/healthz", tags=["health"], summary="The process is up")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    @app.get("/healthz", tags=["health"], summary="The process is up", openapi_extra=PUBLIC)
+    async def healthz() -> Health:
+        return Health(status="ok")
 
-    @app.get("/readyz", tags=["health"], summary="The database is reachable")
-    async def readyz(request: Request) -> dict[str, str]:
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        summary="The database is reachable",
+        responses=problem_responses(503),
+        openapi_extra=PUBLIC,
+    )
+    async def readyz(request: Request) -> Readiness:
         try:
             async with request.app.state.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
         except Exception as exc:
             raise DatabaseUnavailable() from exc
-        return {"status": "ready"}
+        return Readiness(status="ready")
 
     for router in (
         craftdesk.auth.routes.router,
@@ -113,13 +152,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         craftdesk.metering.routes.router,
         craftdesk.audit.routes.router,
         craftdesk.dashboard.routes.router,
+        craftdesk.reference.router,
     ):
         # The routes themselves, not ``include_router``: FastAPI 0.165 dispatches included
         # routers through one more layer per router, 10-25 µs a request. Each route already
         # carries its router's prefix, tags and documented responses.
         app.router.routes.extend(router.routes)
     app.router.routes.extend(framework_routes)
+    name_operations(app.router.routes)
 
+    # Innermost: it compresses what a GET answers, so a HEAD (answered by the middleware
+    # as that GET without the body) gets the same headers; the pages and files of
+    # ``craftdesk.assets`` come compressed already and pass through.
+    app.add_middleware(
+        CompressLargeResponses, minimum_size=GZIP_MINIMUM_BYTES, compresslevel=GZIP_LEVEL
+    )
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -127,7 +174,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_credentials=True,
             allow_methods=["GET", "POST", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "X-CSRF-Token", "CraftDesk-Workspace"],
-            expose_headers=["RateLimit", "RateLimit-Policy", "Retry-After", "X-Request-ID"],
+            expose_headers=EXPOSED_HEADERS,
         )
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     return app

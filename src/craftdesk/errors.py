@@ -25,7 +25,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -40,11 +40,13 @@ REALM = 'Bearer realm="craftdesk"'
 class Problem(BaseModel):
     """The body of every error response (RFC 9457)."""
 
-    type: str
-    title: str
-    status: int
-    detail: str
-    code: str
+    type: str = Field(description="A URI naming the kind of problem.")
+    title: str = Field(description="The HTTP status's phrase.")
+    status: int = Field(description="The HTTP status code.")
+    detail: str = Field(description="What went wrong and what to do about it.")
+    code: str = Field(
+        description="A stable machine-readable code, e.g. `invalid_key` or `quota_exceeded`."
+    )
 
 
 class ProblemError(Exception):
@@ -123,15 +125,13 @@ class DatabaseUnavailable(ProblemError):
         )
 
 
-PROBLEM_SCHEMA = Problem.model_json_schema()
-
-
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries documenting ``statuses`` as problem details."""
+    """OpenAPI entries documenting ``statuses`` as problem details (the ``Problem``
+    component, which ``craftdesk.openapi`` adds to the document with the headers)."""
     return {
         status: {
             "description": HTTPStatus(status).phrase,
-            "content": {PROBLEM_JSON: {"schema": PROBLEM_SCHEMA}},
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
         }
         for status in statuses
     }
@@ -192,6 +192,15 @@ def _allowed_methods(request: Request) -> str:
     return ", ".join(sorted(methods))
 
 
+def _routed_without_trailing_slash(request: Request) -> bool:
+    """Whether the path is a route but for its trailing slash (the app redirects none)."""
+    path = request.scope["path"]
+    if path == "/" or not path.endswith("/"):
+        return False
+    scope = {**request.scope, "path": path[:-1]}
+    return any(route.matches(scope)[0] is not Match.NONE for route in request.app.router.routes)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ProblemError)
     async def _problem(request: Request, exc: ProblemError) -> JSONResponse:
@@ -214,6 +223,8 @@ def install_error_handlers(app: FastAPI) -> None:
         headers = dict(exc.headers or {})
         if exc.status_code == 404:
             detail = "No such route. See /v1/docs for the API reference."
+            if _routed_without_trailing_slash(request):
+                detail = f"No such route. Drop the trailing slash: {request.url.path[:-1]}"
         if exc.status_code == 405:
             headers["Allow"] = _allowed_methods(request)
             detail = f"This path does not take that method. Use one of: {headers['Allow']}."

@@ -1,5 +1,6 @@
-"""One pure-ASGI middleware for what every response needs: a request id, the body size
-limit, security headers, the quota headers of key-authenticated requests, and HEAD."""
+"""Pure-ASGI middleware: ``RequestContextMiddleware`` for what every response needs (a
+request id, the body size limit, security headers, the quota headers of key-authenticated
+requests, and HEAD), and ``CompressLargeResponses`` for gzip."""
 
 import logging
 import re
@@ -7,6 +8,7 @@ import time
 import uuid
 from typing import Any
 
+from starlette.middleware.gzip import GZipResponder, IdentityResponder
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from craftdesk.db import utcnow
@@ -15,6 +17,11 @@ from craftdesk.logs import request_id as current_request_id
 
 access_log = logging.getLogger("craftdesk.access")
 
+# Below about one TCP segment, compressing saves no round trip and costs CPU; the OpenAPI
+# document and long lists are well over it. Level 6 (zlib's default) gzips the OpenAPI
+# document (114 kB → 6.4 kB) in half the time of Starlette's 9, for 3 % more bytes.
+GZIP_MINIMUM_BYTES = 1400
+GZIP_LEVEL = 6
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
@@ -128,3 +135,47 @@ def _replay(body: bytes, receive: Receive) -> Receive:
         return await receive()
 
     return replayed
+
+
+class CompressLargeResponses:
+    """Starlette's gzip for responses of ``minimum_size`` bytes and more (and for streamed
+    ones), at no cost to the small ones: Starlette's ``GZipMiddleware`` spends about 13 µs
+    on every response, however small, while this looks at the response's Content-Length
+    first and hands only the larger ones to Starlette's responders."""
+
+    def __init__(self, app: ASGIApp, *, minimum_size: int, compresslevel: int):
+        self.app = app
+        self.minimum_size = minimum_size
+        self.compresslevel = compresslevel
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        forward: Any = None
+
+        async def send_maybe_compressed(message: Message) -> None:
+            nonlocal forward
+            if forward is None:
+                forward = self._forward(scope, message, send)
+            await forward(message)
+
+        await self.app(scope, receive, send_maybe_compressed)
+
+    def _forward(self, scope: Scope, start: Message, send: Send) -> Any:
+        """Where the messages of a response go, decided on its start."""
+        for name, value in start.get("headers", ()):
+            if name == b"content-length":
+                if int(value) < self.minimum_size:
+                    return send
+                break
+        accepts_gzip = any(
+            name == b"accept-encoding" and b"gzip" in value for name, value in scope["headers"]
+        )
+        responder = (
+            GZipResponder(self.app, self.minimum_size, compresslevel=self.compresslevel)
+            if accepts_gzip
+            else IdentityResponder(self.app, self.minimum_size)  # still says Vary
+        )
+        responder.send = send
+        return responder.send_with_compression

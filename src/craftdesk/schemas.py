@@ -1,6 +1,7 @@
 """Field types shared by request bodies."""
 
-from typing import Annotated
+import json
+from typing import Annotated, Any
 
 from fastapi import Path
 from pydantic import BaseModel, BeforeValidator, ConfigDict, StringConstraints
@@ -18,10 +19,20 @@ Title = Annotated[
 Text = Annotated[str, StringConstraints(max_length=10_000, pattern=NO_NUL)]
 
 
+def _defaults_in_words(schema: dict[str, Any]) -> None:
+    """A field's default goes into its description instead of ``default``: TypeScript
+    generators (openapi-typescript) make a field with a ``default`` required, so a body that
+    leaves it out would not type-check. Such a field is optional either way."""
+    for field in schema.get("properties", {}).values():
+        if "default" in field:
+            said = f"Defaults to `{json.dumps(field.pop('default'))}`."
+            field["description"] = " ".join(filter(None, (field.get("description"), said)))
+
+
 class Body(BaseModel):
     """A request body: unknown fields are an error, not silently dropped."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_defaults_in_words)
 
 
 # Integer primary keys are 32-bit on PostgreSQL: a larger id is a 422, not a database error.

@@ -9,9 +9,9 @@ import httpx
 import pytest
 from playwright.async_api import Browser
 
-from craftdesk.app import create_app
+from craftdesk.app import EXPOSED_HEADERS, create_app
 from craftdesk.config import Settings
-from tests.conftest import PASSWORD, TEST_PEPPER, World
+from tests.conftest import PASSWORD, TEST_PEPPER, World, bearer
 from tests.dashboard.live import Seed
 from tests.live.server import LiveServer
 
@@ -93,6 +93,31 @@ async def test_a_signed_in_request_from_the_dashboard_origin_can_be_read(
 async def test_without_configured_origins_nothing_is_granted(client: httpx.AsyncClient) -> None:
     response = await client.options("/v1/api-keys", headers=PREFLIGHT)
     assert "access-control-allow-origin" not in response.headers
+
+
+async def test_cors_exposes_every_rate_limit_header_and_the_request_id(
+    cors_client: httpx.AsyncClient, world: World
+) -> None:
+    workspace, owner = await world.workspace()
+    key = await world.key(workspace, owner)
+
+    response = await cors_client.get("/v1/auth/key", headers={"Origin": DASHBOARD, **bearer(key)})
+
+    exposed = {
+        name.strip() for name in response.headers["access-control-expose-headers"].split(",")
+    }
+    assert exposed == {
+        "RateLimit",
+        "RateLimit-Policy",
+        "X-RateLimit-Limit",
+        "X-RateLimit-Remaining",
+        "X-RateLimit-Used",
+        "X-RateLimit-Reset",
+        "Retry-After",
+        "X-Request-ID",
+    }
+    sent = {name.lower() for name in response.headers}
+    assert {name.lower() for name in exposed} - sent == {"retry-after"}  # only on 429 and 503
 
 
 class _BlankPage(BaseHTTPRequestHandler):
@@ -184,3 +209,39 @@ async def test_a_dashboard_on_an_allowed_origin_works_with_the_cookie_in_a_brows
         "names": ["Made from the dashboard origin"],
     }
     assert "blocked" in from_elsewhere
+
+
+READ_HEADERS = """
+async ({api, key, names}) => {
+  const response = await fetch(`${api}/v1/auth/key`, {headers: {Authorization: `Bearer ${key}`}});
+  return Object.fromEntries(names.map((name) => [name, response.headers.get(name)]));
+}
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio(loop_scope="session")
+async def test_browser_code_on_an_allowed_origin_reads_the_rate_limit_headers(
+    browser: Browser,
+    start_live_server: Callable[..., LiveServer],
+    other_origins: list[str],
+    seed: Seed,
+) -> None:
+    allowed, _ = other_origins
+    server = start_live_server(CRAFTDESK_CORS_ORIGINS=allowed)
+    workspace, owner = await seed.workspace()
+    key = await seed.key(workspace, owner)
+    context = await browser.new_context()
+    try:
+        page = await context.new_page()
+        await page.goto(allowed)
+        read = await page.evaluate(
+            READ_HEADERS, {"api": server.url, "key": key, "names": EXPOSED_HEADERS}
+        )
+    finally:
+        await context.close()
+
+    assert read.pop("Retry-After") is None  # sent on 429 and 503 only
+    assert read["X-RateLimit-Used"] == "1"
+    assert read["RateLimit-Policy"] == '"billing-period";q=1000'
+    assert all(value for value in read.values()), read

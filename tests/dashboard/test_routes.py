@@ -7,7 +7,8 @@ from html.parser import HTMLParser
 import httpx
 import pytest
 
-from craftdesk.dashboard.routes import CONTENT_SECURITY_POLICY, STATIC_DIR
+from craftdesk.assets import CONTENT_SECURITY_POLICY
+from craftdesk.dashboard.routes import STATIC_DIR
 from tests.conftest import World, bearer, sign_in
 
 ASSETS = sorted(path.name for path in STATIC_DIR.iterdir() if path.name != "index.html")

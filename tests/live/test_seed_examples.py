@@ -5,8 +5,10 @@ Each snippet is the seed's, with the URL pointing at the live server and the key
 without the Authorization header and must get 401 with the Bearer challenge.
 """
 
+import ast
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -25,8 +27,10 @@ CHALLENGE = 'Bearer realm="craftdesk"'
 PROJECT = "Launch plan"
 
 PYTHON_EXAMPLE = """\
+import ast
 import json
 import os
+import re
 
 import requests
 
@@ -154,6 +158,29 @@ async def test_python_requests_example_lists_projects_and_without_the_header_is_
     script.write_text(PYTHON_WITHOUT_HEADER % {"url": live.url})
     result = json.loads(run([sys.executable, str(script)]))
     assert_challenged(result["status"], result["www_authenticate"], result["body"])
+
+
+def readme_example(after: str, language: str) -> str:
+    """The README's first ``language`` block after the words ``after``, as written there."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    found = re.search(f"{re.escape(after)}.*?```{language}\n(.*?)```", readme, flags=re.DOTALL)
+    assert found is not None, f"no {language} example after {after!r} in the README"
+    return found.group(1)
+
+
+async def test_the_readme_python_example_prints_the_projects(
+    live: LiveServer, api_key: str, tmp_path: Path
+) -> None:
+    example = readme_example("The same with Python", "python")
+    script = tmp_path / "readme_example.py"
+    script.write_text(example.replace("http://localhost:8000", live.url))
+
+    printed = run([sys.executable, str(script)], key=api_key)
+
+    projects = ast.literal_eval(printed)  # print() of the parsed JSON: a Python literal
+    assert_projects(projects)
+    assert projects["next_cursor"] is None
+    assert "# {'data': [], 'next_cursor': None}" in example  # what it prints on a new workspace
 
 
 async def test_javascript_fetch_example_lists_projects_and_without_the_header_is_challenged(

@@ -110,7 +110,7 @@ def admitted(request: Request) -> Principal:
     return principal
 
 
-class _Requirement(HTTPBearer):
+class Requirement(HTTPBearer):
     """A permission a route needs, documented as the API key scheme ("Authorize")."""
 
     def __init__(self, resource: str, action: str):
@@ -126,4 +126,4 @@ class _Requirement(HTTPBearer):
 
 def require_permission(resource: str, action: str) -> Any:
     """The admitted key, if its scope and its creator's role both grant the action."""
-    return Depends(_Requirement(resource, action))
+    return Depends(Requirement(resource, action))

@@ -10,6 +10,8 @@ Actions are ``read``, ``write`` and ``delete``. A key's access per resource type
 from collections.abc import Mapping
 from typing import Literal, get_args
 
+from pydantic import BaseModel
+
 Resource = Literal["projects", "tasks", "members"]
 Action = Literal["read", "write", "delete"]
 Access = Literal["none", "read", "write"]
@@ -17,6 +19,16 @@ Role = Literal["owner", "admin", "member"]
 Scope = Literal["full", "read_only", "custom"]
 
 RESOURCES: tuple[Resource, ...] = get_args(Resource)
+
+
+class ResourceAccess(BaseModel):
+    """A key's access per resource type, as responses show it."""
+
+    projects: Access
+    tasks: Access
+    members: Access
+
+
 _ACCESS_ACTIONS: dict[str, frozenset[str]] = {
     "none": frozenset(),
     "read": frozenset({"read"}),

@@ -2,10 +2,12 @@ import datetime as dt
 
 import pydantic_core
 from fastapi import APIRouter, Request, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from craftdesk.auth.bearer import API_KEY_SECURITY, KeyRoute, admitted
+from craftdesk.auth.permissions import ResourceAccess, Role, Scope
 from craftdesk.auth.tokens import display_prefix
+from craftdesk.config import Plan
 from craftdesk.errors import KEY_ROUTE_ERRORS
 
 router = APIRouter(
@@ -16,7 +18,7 @@ router = APIRouter(
 class WorkspaceRef(BaseModel):
     slug: str
     name: str
-    plan: str
+    plan: Plan
 
 
 class QuotaOut(BaseModel):
@@ -31,10 +33,12 @@ class CallingKey(BaseModel):
     id: int
     name: str
     prefix: str
-    scope: str
-    permissions: dict[str, str]
+    scope: Scope
+    permissions: ResourceAccess = Field(
+        description="What the key may do now: its scope, narrowed by its creator's role."
+    )
     project_ids: list[int] | None
-    role: str
+    role: Role = Field(description="The key creator's role in the workspace, now.")
     workspace: WorkspaceRef
     expires_at: dt.datetime | None
     quota: QuotaOut
@@ -43,6 +47,8 @@ class CallingKey(BaseModel):
 @router.get(
     "/key",
     summary="The calling key, its effective permissions and the quota",
+    description="Which key this is, what it may do now and its workspace's quota. Any key "
+    "may call it; like every request, it counts against the quota.",
     response_model=CallingKey,
     openapi_extra=API_KEY_SECURITY,
 )

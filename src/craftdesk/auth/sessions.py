@@ -28,9 +28,11 @@ from craftdesk.audit.service import Actor, Target, client_ip, record
 from craftdesk.auth.bearer import bearer_token
 from craftdesk.auth.models import DashboardSession, LoginThrottle
 from craftdesk.auth.passwords import verify_password
-from craftdesk.config import Settings
+from craftdesk.auth.permissions import Role
+from craftdesk.config import Plan, Settings
 from craftdesk.db import Session, utcnow
 from craftdesk.errors import SESSION_ROUTE_ERRORS, Forbidden, TooManyAttempts, Unauthorized
+from craftdesk.openapi import PUBLIC, no_store
 from craftdesk.schemas import NO_NUL, Body
 from craftdesk.workspaces.models import Membership, User, Workspace
 
@@ -79,13 +81,13 @@ class UserOut(BaseModel):
 class WorkspaceOut(BaseModel):
     slug: str
     name: str
-    plan: str
+    plan: Plan
 
 
 class SessionOut(BaseModel):
     user: UserOut
     workspace: WorkspaceOut
-    role: str
+    role: Role
     csrf_token: str
 
 
@@ -222,7 +224,13 @@ def _invalid_login() -> Unauthorized:
     )
 
 
-@router.post("", status_code=201, summary="Sign in to the dashboard")
+@router.post(
+    "",
+    status_code=201,
+    summary="Sign in to the dashboard",
+    responses=no_store(201),
+    openapi_extra=PUBLIC,
+)
 async def sign_in(
     body: SignInBody, request: Request, response: Response, session: Session
 ) -> SessionOut:
@@ -316,7 +324,7 @@ async def sign_in(
     return _session_out(_signed_in(dashboard_session, user.email, membership, workspace))
 
 
-@router.get("/current", summary="The signed-in session")
+@router.get("/current", summary="The signed-in session", responses=no_store(200))
 async def current_session(user: CurrentUser, response: Response) -> SessionOut:
     response.headers["Cache-Control"] = "no-store"
     return _session_out(user)

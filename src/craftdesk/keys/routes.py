@@ -9,7 +9,7 @@ from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from craftdesk.audit.service import Action, Actor, Target, record
-from craftdesk.auth.permissions import RESOURCES, scope_access
+from craftdesk.auth.permissions import RESOURCES, ResourceAccess, Scope, scope_access
 from craftdesk.auth.sessions import CurrentUser, SignedIn
 from craftdesk.auth.tokens import display_prefix
 from craftdesk.db import Session, utcnow
@@ -25,6 +25,7 @@ from craftdesk.keys.service import issue_key
 from craftdesk.metering.models import KeyUsage
 from craftdesk.metering.periods import BillingPeriod
 from craftdesk.metering.usage import key_daily_series
+from craftdesk.openapi import no_store
 from craftdesk.pagination import Page, PageParams, page_params, paginate
 from craftdesk.projects.models import Project
 from craftdesk.schemas import Body, Id, Name
@@ -88,8 +89,8 @@ class KeyOut(BaseModel):
     name: str
     prefix: str = Field(description="The key's public part: show it with `last_four`.")
     last_four: str
-    scope: str
-    permissions: dict[str, str]
+    scope: Scope
+    permissions: ResourceAccess
     project_ids: list[int] | None
     status: Literal["active", "expired", "revoked"]
     created_at: dt.datetime
@@ -207,7 +208,9 @@ def _audit(
     )
 
 
-@router.post("", status_code=201, summary="Generate a new key (shown once)")
+@router.post(
+    "", status_code=201, summary="Generate a new key (shown once)", responses=no_store(201)
+)
 async def create_key(
     body: KeyCreate, user: CurrentUser, session: Session, request: Request, response: Response
 ) -> KeyCreated:
@@ -299,7 +302,12 @@ async def revoke_key(key_id: Id, user: CurrentUser, session: Session, request: R
     return await _visible_key(session, user, key_id)
 
 
-@router.post("/{key_id}/rotate", status_code=201, summary="Rotate: a new key, the old one expires")
+@router.post(
+    "/{key_id}/rotate",
+    status_code=201,
+    summary="Rotate: a new key, the old one expires",
+    responses=no_store(201),
+)
 async def rotate_key(
     key_id: Id,
     body: KeyRotate,

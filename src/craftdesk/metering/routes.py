@@ -4,6 +4,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
 from craftdesk.auth.sessions import CurrentUser
+from craftdesk.config import Plan
 from craftdesk.db import Session
 from craftdesk.errors import SESSION_ROUTE_ERRORS
 from craftdesk.metering.usage import workspace_quota
@@ -12,7 +13,7 @@ router = APIRouter(prefix="/v1/usage", tags=["usage"], responses=SESSION_ROUTE_E
 
 
 class WorkspaceUsageOut(BaseModel):
-    plan: str
+    plan: Plan
     quota: int
     used: int
     remaining: int
