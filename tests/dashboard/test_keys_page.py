@@ -117,6 +117,12 @@ async def test_owners_see_every_key_with_its_creator_and_members_their_own(
     await expect(creator).to_be_visible()
     await expect(key_row(page, "Member's script")).to_contain_text(member.email)
     await expect(key_row(page, "Owner's CI")).to_contain_text(team.owner.email)
+    # Only a key's creator rotates it (the new key would act as them); the owner may revoke.
+    theirs = key_row(page, "Member's script")
+    await expect(theirs.get_by_role("button", name="Rotate Member's script")).to_have_count(0)
+    await expect(theirs.get_by_role("button", name="Revoke Member's script")).to_be_visible()
+    mine = key_row(page, "Owner's CI")
+    await expect(mine.get_by_role("button", name="Rotate Owner's CI")).to_be_visible()
 
     await page.get_by_role("button", name="Sign out").click()
     await sign_in(page, team.workspace, member)

@@ -32,10 +32,11 @@ class KeyActions:
 
 
 EVERY_ACTION = ["Rename", "Usage chart of", "Rotate", "Revoke"]
+NOT_MINE = ["Rename", "Usage chart of", "Revoke"]  # only a key's creator rotates it
 WORST_CASE = [
     KeyActions(DEPLOY, EVERY_ACTION),
-    KeyActions(WEBHOOK, EVERY_ACTION),
-    KeyActions(MOBILE, EVERY_ACTION),
+    KeyActions(WEBHOOK, NOT_MINE),
+    KeyActions(MOBILE, NOT_MINE),
     KeyActions(STAGING, ["Rename", "Usage chart of"]),  # revoked: nothing to rotate or revoke
 ]
 

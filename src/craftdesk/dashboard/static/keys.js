@@ -190,7 +190,11 @@ export class KeysPage {
       return node;
     };
     const buttons = [];
-    if (status.id === 'active' || status.id === 'expires-soon') {
+    // Only a key's creator rotates it (the new key acts as them); others may revoke it.
+    const session = this.app.session();
+    const rotatable = key.created_by.id === session.user.id
+      && (key.scope !== 'custom' || session.workspace.plan === 'business');
+    if (rotatable && (status.id === 'active' || status.id === 'expires-soon')) {
       buttons.push(button('Rotate', 'rotate', () => this.openRotate(key)));
     }
     if (status.id !== 'revoked') {
