@@ -1,12 +1,18 @@
-"""Issuing keys: shared by the dashboard routes, rotation and the CLI."""
+"""Issuing, revoking and rotating keys: shared by the dashboard routes and the CLI."""
 
 import datetime as dt
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from craftdesk.auth.tokens import IssuedKey, generate_key, hash_key
+from craftdesk.audit.service import Action, Actor, Target, record
+from craftdesk.auth.tokens import IssuedKey, display_prefix, generate_key, hash_key
+from craftdesk.db import utcnow
+from craftdesk.errors import Conflict, Unprocessable
 from craftdesk.keys.models import ApiKey
+
+KeyStatus = Literal["active", "expired", "revoked"]
+MAX_GRACE_SECONDS = 30 * 24 * 3600
 
 
 async def issue_key(
@@ -40,3 +46,71 @@ async def issue_key(
     session.add(api_key)
     await session.flush()
     return api_key, issued
+
+
+def key_status(key: ApiKey, now: dt.datetime) -> KeyStatus:
+    if key.revoked_at is not None:
+        return "revoked"
+    if key.expires_at is not None and key.expires_at <= now:
+        return "expired"
+    return "active"
+
+
+def _audit(
+    session: AsyncSession, actor: Actor, action: Action, key: ApiKey, details: dict[str, Any]
+) -> None:
+    record(
+        session,
+        workspace_id=key.workspace_id,
+        action=action,
+        actor=actor,
+        target=Target("api_key", key.id, key.name),
+        details={"prefix": display_prefix(key.public_id), **details},
+    )
+
+
+def revoke_key(session: AsyncSession, key: ApiKey, *, actor: Actor) -> bool:
+    """Revoke the key from its next request on, and audit it. Revoking twice is harmless:
+    returns whether this call revoked it."""
+    if key.revoked_at is not None:
+        return False
+    key.revoked_at = utcnow()
+    _audit(session, actor, "key.revoked", key, {})
+    return True
+
+
+async def rotate_key(
+    session: AsyncSession, old: ApiKey, *, pepper: bytes, grace_seconds: int, actor: Actor
+) -> tuple[ApiKey, IssuedKey]:
+    """Issue a key with the old one's name, scope and creator; the old one expires after
+    ``grace_seconds`` (0 = now). If the old key had an expiry, the new one gets the same
+    lifetime from now. A revoked or expired key is not rotated (409)."""
+    now = utcnow()
+    status = key_status(old, now)
+    if status != "active":
+        raise Conflict(f"Key {old.id} is {status}: generate a new key instead.")
+    if not 0 <= grace_seconds <= MAX_GRACE_SECONDS:
+        raise Unprocessable(f"The grace period is 0 to {MAX_GRACE_SECONDS} seconds (30 days).")
+    lifetime = old.expires_at - old.created_at if old.expires_at is not None else None
+    key, issued = await issue_key(
+        session,
+        pepper=pepper,
+        workspace_id=old.workspace_id,
+        created_by_id=old.created_by_id,
+        name=old.name,
+        scope=old.scope,
+        permissions=old.permissions,
+        project_ids=old.project_ids,
+        expires_at=now + lifetime if lifetime is not None else None,
+        rotated_from_id=old.id,
+    )
+    grace_end = now + dt.timedelta(seconds=grace_seconds)
+    if old.expires_at is None or old.expires_at > grace_end:
+        old.expires_at = grace_end
+    successor = {
+        "new_key_id": key.id,
+        "new_prefix": display_prefix(key.public_id),
+        "old_key_expires_at": old.expires_at.isoformat(),
+    }
+    _audit(session, actor, "key.rotated", old, successor)
+    return key, issued
