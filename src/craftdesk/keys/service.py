@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from craftdesk.audit.service import Action, Actor, Target, record
 from craftdesk.auth.tokens import IssuedKey, display_prefix, generate_key, hash_key
 from craftdesk.db import utcnow
-from craftdesk.errors import Conflict, Unprocessable
+from craftdesk.errors import Conflict
 from craftdesk.keys.models import ApiKey
 
 KeyStatus = Literal["active", "expired", "revoked"]
@@ -83,14 +83,13 @@ async def rotate_key(
     session: AsyncSession, old: ApiKey, *, pepper: bytes, grace_seconds: int, actor: Actor
 ) -> tuple[ApiKey, IssuedKey]:
     """Issue a key with the old one's name, scope and creator; the old one expires after
-    ``grace_seconds`` (0 = now). If the old key had an expiry, the new one gets the same
-    lifetime from now. A revoked or expired key is not rotated (409)."""
+    ``grace_seconds`` (0 = now, at most ``MAX_GRACE_SECONDS``). If the old key had an expiry,
+    the new one gets the same lifetime from now. A revoked or expired key is not rotated
+    (409)."""
     now = utcnow()
     status = key_status(old, now)
     if status != "active":
         raise Conflict(f"Key {old.id} is {status}: generate a new key instead.")
-    if not 0 <= grace_seconds <= MAX_GRACE_SECONDS:
-        raise Unprocessable(f"The grace period is 0 to {MAX_GRACE_SECONDS} seconds (30 days).")
     lifetime = old.expires_at - old.created_at if old.expires_at is not None else None
     key, issued = await issue_key(
         session,
