@@ -1,37 +1,116 @@
-"""``craftdesk``: serve, migrate, and set up workspaces, members and keys.
+"""``craftdesk``: serve, migrate, and administer workspaces, members and keys.
 
 Scriptable: the value asked for goes alone to stdout, everything else to stderr; an error
-prints one clear line and exits non-zero.
+(bad input, bad configuration, an unknown workspace or key, a database that is missing or
+unreachable) prints one clear line and exits non-zero, never a traceback.
 """
 
 import argparse
 import asyncio
+import datetime as dt
+import getpass
+import json
 import logging
+import os
+import re
 import sys
+import traceback
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NoReturn, TypeVar
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import select, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from craftdesk.audit.service import CLI, Target, record
 from craftdesk.auth.tokens import display_prefix
 from craftdesk.config import Settings
 from craftdesk.db import create_engine, make_sessionmaker
 from craftdesk.errors import ProblemError
-from craftdesk.keys.service import issue_key
+from craftdesk.keys import service as key_service
+from craftdesk.keys.models import ApiKey
+from craftdesk.keys.routes import KeyOut, workspace_keys
+from craftdesk.members.service import change_role, membership_by_email, remove
+from craftdesk.schemas import MAX_ID, Name
 from craftdesk.workspaces.models import PLANS, ROLES, Membership, User, Workspace
 from craftdesk.workspaces.service import add_member, create_workspace, get_workspace
+
+T = TypeVar("T")
+PASSWORD_VARIABLE = "CRAFTDESK_PASSWORD"
+EMAIL = re.compile(r"[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00.]+")
 
 
 class CommandError(Exception):
     pass
 
 
-async def _in_session(
-    settings: Settings, work: Callable[[Any], Awaitable[str | None]]
-) -> str | None:
+class Parser(argparse.ArgumentParser):
+    """Usage errors are one line too (argparse would print the usage first)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+# Arguments, checked as argparse reads them.
+
+_NAME = TypeAdapter(Name)
+
+
+def name_argument(value: str) -> str:
+    try:
+        return _NAME.validate_python(value)
+    except ValidationError:
+        raise argparse.ArgumentTypeError("a name is 1 to 100 characters, not blank") from None
+
+
+def email_argument(value: str) -> str:
+    email = value.strip().lower()
+    if len(email) > 254 or not EMAIL.fullmatch(email):
+        raise argparse.ArgumentTypeError(f"{value!r} is not an email address")
+    return email
+
+
+def id_argument(value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= MAX_ID:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an id (a whole number from 1)")
+    return int(value)
+
+
+def grace_argument(value: str) -> int:
+    if not value.isdigit() or int(value) > key_service.MAX_GRACE_SECONDS:
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: the grace period is 0 to {key_service.MAX_GRACE_SECONDS} seconds"
+        )
+    return int(value)
+
+
+def _add_password_options(parser: argparse.ArgumentParser, flag: str) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        flag,
+        dest="password",
+        metavar="PW",
+        help=f"the new account's password (it stays in the shell's history: prefer "
+        f"{PASSWORD_VARIABLE}, --password-stdin, or the prompt on a terminal)",
+    )
+    group.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from the first line of standard input",
+    )
+    parser.set_defaults(password_flag=flag)
+
+
+# Running work against the database.
+
+
+async def _in_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     engine = create_engine(settings.database_url)
     try:
         async with make_sessionmaker(engine)() as session:
@@ -42,11 +121,96 @@ async def _in_session(
         await engine.dispose()
 
 
-async def _workspace(session: Any, slug: str) -> Workspace:
+def _run(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    return asyncio.run(_in_session(settings, work))
+
+
+async def _workspace(session: AsyncSession, slug: str) -> Workspace:
     workspace = await get_workspace(session, slug)
     if workspace is None:
         raise CommandError(f"no workspace with slug {slug!r}")
     return workspace
+
+
+async def _key(session: AsyncSession, slug: str, key_id: int) -> ApiKey:
+    workspace = await _workspace(session, slug)
+    key = await session.scalar(
+        select(ApiKey).where(ApiKey.id == key_id, ApiKey.workspace_id == workspace.id)
+    )
+    if key is None:
+        raise CommandError(f"no key {key_id} in workspace {slug!r} (see craftdesk key list)")
+    return key
+
+
+async def _membership(session: AsyncSession, slug: str, email: str) -> Membership:
+    workspace = await _workspace(session, slug)
+    membership = await membership_by_email(session, workspace.id, email)
+    if membership is None:
+        raise CommandError(f"{email} is not a member of {slug}")
+    return membership
+
+
+def _when(instant: dt.datetime | None) -> str:
+    return instant.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if instant else "never"
+
+
+def _one_line(text: str) -> str:
+    return re.sub(r"[\t\r\n]+", " ", text)
+
+
+# Passwords: from the command line, CRAFTDESK_PASSWORD, standard input, or a prompt.
+
+
+def _given_password(args: argparse.Namespace) -> tuple[str, str] | None:
+    """The password handed to the command without asking, and where it came from."""
+    if args.password is not None:
+        return args.password, str(args.password_flag)
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n"), "standard input"
+    if PASSWORD_VARIABLE in os.environ:
+        return os.environ[PASSWORD_VARIABLE], PASSWORD_VARIABLE
+    return None
+
+
+def _ask_password(email: str) -> tuple[str, str]:
+    if not sys.stdin.isatty():
+        raise CommandError(
+            f"no password for {email}'s new account: set {PASSWORD_VARIABLE}, pass it on "
+            "standard input with --password-stdin, or run on a terminal to be asked"
+        )
+    password = getpass.getpass(f"Password for {email}: ")
+    if password and getpass.getpass("Repeat it: ") != password:
+        raise CommandError("the two passwords differ")
+    return password, "the prompt"
+
+
+def _new_account_password(
+    settings: Settings, args: argparse.Namespace, slug: str | None, email: str
+) -> str | None:
+    """The password for ``email``'s new account; None when the account exists already, since
+    it keeps its own password (one given anyway is refused rather than silently ignored)."""
+    given = _given_password(args)
+
+    async def has_account(session: AsyncSession) -> bool:
+        if slug is not None:
+            await _workspace(session, slug)
+        return await session.scalar(select(User.id).where(User.email == email)) is not None
+
+    if _run(settings, has_account):
+        if given is not None:
+            raise CommandError(
+                f"{email} already has an account, which keeps its own password: leave off "
+                f"the password ({given[1]}) to add them with it"
+            )
+        say(f"{email} already has an account: they sign in with their current password")
+        return None
+    password, source = given if given is not None else _ask_password(email)
+    if not password:
+        raise CommandError(f"the password ({source}) is empty")
+    return password
+
+
+# The commands.
 
 
 async def connection_budget_warning(settings: Settings, workers: int) -> str | None:
@@ -55,7 +219,7 @@ async def connection_budget_warning(settings: Settings, workers: int) -> str | N
     if not settings.database_url.startswith("postgresql"):
         return None
 
-    async def check(session: Any) -> str | None:
+    async def check(session: AsyncSession) -> str | None:
         limit = int(await session.scalar(text("SHOW max_connections")))
         reserved = int(await session.scalar(text("SHOW superuser_reserved_connections")))
         wanted = workers * settings.db_max_connections
@@ -72,16 +236,26 @@ async def connection_budget_warning(settings: Settings, workers: int) -> str | N
     return await _in_session(settings, check)
 
 
+def _migrate(settings: Settings) -> None:
+    from alembic.util import CommandError as MigrationError
+
+    from craftdesk.migrate import upgrade
+
+    try:
+        upgrade(settings.database_url)
+    except MigrationError as exc:
+        raise CommandError(f"migrations: {_first_line(exc)}") from None
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
     import uvicorn
 
     from craftdesk.logs import logging_config
-    from craftdesk.migrate import upgrade
 
-    upgrade(settings.database_url)
+    _migrate(settings)
     warning = asyncio.run(connection_budget_warning(settings, args.workers))
     if warning:
-        print(f"craftdesk serve: {warning}", file=sys.stderr)
+        say(f"craftdesk serve: {warning}")
     uvicorn.run(
         "craftdesk.app:create_app",
         factory=True,
@@ -96,67 +270,100 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> None:
-    from craftdesk.migrate import upgrade
-
-    upgrade(settings.database_url)
-    print("database is at the latest revision", file=sys.stderr)
+    _migrate(settings)
+    say("database is at the latest revision")
 
 
-def cmd_workspace_create(args: argparse.Namespace, settings: Settings) -> str | None:
-    async def work(session: Any) -> str:
+def cmd_workspace_create(args: argparse.Namespace, settings: Settings) -> str:
+    password = _new_account_password(settings, args, None, args.owner_email)
+
+    async def work(session: AsyncSession) -> str:
         workspace = await create_workspace(
             session,
             name=args.name,
             owner_email=args.owner_email,
-            owner_password=args.owner_password,
+            owner_password=password,
             plan=args.plan,
         )
         return workspace.slug
 
-    return asyncio.run(_in_session(settings, work))
+    return _run(settings, work)
 
 
-def cmd_workspace_set_plan(args: argparse.Namespace, settings: Settings) -> str | None:
-    async def work(session: Any) -> None:
+def cmd_workspace_set_plan(args: argparse.Namespace, settings: Settings) -> None:
+    async def work(session: AsyncSession) -> None:
         workspace = await _workspace(session, args.slug)
         workspace.plan = args.plan
         workspace.quota_override = args.quota
         quota = args.quota if args.quota is not None else settings.plan_quota(args.plan)
-        print(f"{workspace.slug}: plan {args.plan}, {quota} requests per period", file=sys.stderr)
+        say(f"{workspace.slug}: plan {args.plan}, {quota} requests per period")
 
-    return asyncio.run(_in_session(settings, work))
+    _run(settings, work)
 
 
-def cmd_member_add(args: argparse.Namespace, settings: Settings) -> str | None:
-    async def work(session: Any) -> str:
+def cmd_member_add(args: argparse.Namespace, settings: Settings) -> str:
+    password = _new_account_password(settings, args, args.slug, args.email)
+
+    async def work(session: AsyncSession) -> str:
         membership = await add_member(
             session,
             await _workspace(session, args.slug),
             email=args.email,
-            password=args.password,
+            password=password,
             role=args.role,
         )
         return str(membership.id)
 
-    return asyncio.run(_in_session(settings, work))
+    return _run(settings, work)
 
 
-def cmd_key_create(args: argparse.Namespace, settings: Settings) -> str | None:
-    async def work(session: Any) -> str:
+def cmd_member_list(args: argparse.Namespace, settings: Settings) -> str:
+    async def work(session: AsyncSession) -> str:
         workspace = await _workspace(session, args.slug)
-        membership = (
-            await session.execute(
-                select(Membership.user_id, Membership.id)
-                .join(User, Membership.user_id == User.id)
-                .where(Membership.workspace_id == workspace.id, User.email == args.email.lower())
-            )
-        ).first()
-        if membership is None:
-            raise CommandError(f"{args.email} is not a member of {args.slug}")
-        key, issued = await issue_key(
+        rows = await session.execute(
+            select(Membership, User.email)
+            .join(User, User.id == Membership.user_id)
+            .where(Membership.workspace_id == workspace.id)
+            .order_by(Membership.id)
+        )
+        return "\n".join(
+            f"{m.id}\t{email}\t{m.role}\t{_when(m.created_at)}" for m, email in rows
+        )
+
+    return _run(settings, work)
+
+
+def cmd_member_set_role(args: argparse.Namespace, settings: Settings) -> None:
+    async def work(session: AsyncSession) -> None:
+        membership = await _membership(session, args.slug, args.email)
+        before = membership.role
+        if await change_role(session, membership, args.email, args.role, actor=CLI):
+            say(f"{args.email}: {before} → {args.role} in {args.slug}")
+        else:
+            say(f"{args.email} is {args.role} in {args.slug} already")
+
+    _run(settings, work)
+
+
+def cmd_member_remove(args: argparse.Namespace, settings: Settings) -> None:
+    async def work(session: AsyncSession) -> None:
+        membership = await _membership(session, args.slug, args.email)
+        revoked = await remove(session, membership, args.email, actor=CLI)
+        say(
+            f"removed {args.email} from {args.slug}: {revoked} of their keys revoked, "
+            "their dashboard sessions ended"
+        )
+
+    _run(settings, work)
+
+
+def cmd_key_create(args: argparse.Namespace, settings: Settings) -> str:
+    async def work(session: AsyncSession) -> str:
+        membership = await _membership(session, args.slug, args.email)
+        key, issued = await key_service.issue_key(
             session,
             pepper=settings.pepper,
-            workspace_id=workspace.id,
+            workspace_id=membership.workspace_id,
             created_by_id=membership.user_id,
             membership_id=membership.id,
             name=args.name,
@@ -164,7 +371,7 @@ def cmd_key_create(args: argparse.Namespace, settings: Settings) -> str | None:
         )
         record(
             session,
-            workspace_id=workspace.id,
+            workspace_id=membership.workspace_id,
             action="key.created",
             actor=CLI,
             target=Target("api_key", key.id, args.name),
@@ -172,11 +379,63 @@ def cmd_key_create(args: argparse.Namespace, settings: Settings) -> str | None:
         )
         return issued.key
 
-    return asyncio.run(_in_session(settings, work))
+    return _run(settings, work)
+
+
+def _key_line(key: KeyOut) -> str:
+    return "\t".join(
+        [
+            str(key.id),
+            _one_line(key.name),
+            f"{key.prefix}…{key.last_four}",
+            key.scope,
+            key.status,
+            _when(key.created_at),
+            _when(key.last_used_at),
+        ]
+    )
+
+
+def cmd_key_list(args: argparse.Namespace, settings: Settings) -> str:
+    async def work(session: AsyncSession) -> str:
+        keys = await workspace_keys(session, await _workspace(session, args.slug))
+        if args.json:
+            return json.dumps([key.model_dump(mode="json") for key in keys], indent=2)
+        return "\n".join(_key_line(key) for key in keys)
+
+    return _run(settings, work)
+
+
+def cmd_key_revoke(args: argparse.Namespace, settings: Settings) -> None:
+    async def work(session: AsyncSession) -> None:
+        key = await _key(session, args.slug, args.key_id)
+        label = f"key {key.id} ({_one_line(key.name)}, {display_prefix(key.public_id)}…"
+        if key_service.revoke_key(session, key, actor=CLI):
+            say(f"{label}{key.last_four}) revoked: it gets 401 from its next request on")
+        else:
+            say(f"{label}{key.last_four}) was revoked already")
+
+    _run(settings, work)
+
+
+def cmd_key_rotate(args: argparse.Namespace, settings: Settings) -> str:
+    async def work(session: AsyncSession) -> str:
+        old = await _key(session, args.slug, args.key_id)
+        key, issued = await key_service.rotate_key(
+            session, old, pepper=settings.pepper, grace_seconds=args.grace_seconds, actor=CLI
+        )
+        say(
+            f"key {old.id} rotated: the new key is {key.id} "
+            f"({display_prefix(key.public_id)}…{key.last_four}); the old one expires at "
+            f"{_when(old.expires_at)}"
+        )
+        return issued.key
+
+    return _run(settings, work)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="craftdesk", description=__doc__.splitlines()[0])
+    parser = Parser(prog="craftdesk", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="apply migrations, then serve the API")
@@ -194,9 +453,9 @@ def build_parser() -> argparse.ArgumentParser:
         dest="workspace_command", required=True
     )
     create = workspace.add_parser("create", help="create a workspace; prints its slug")
-    create.add_argument("--name", required=True)
-    create.add_argument("--owner-email", required=True)
-    create.add_argument("--owner-password", required=True)
+    create.add_argument("--name", required=True, type=name_argument)
+    create.add_argument("--owner-email", required=True, type=email_argument)
+    _add_password_options(create, "--owner-password")
     create.add_argument("--plan", choices=PLANS, default="free")
     create.set_defaults(handler=cmd_workspace_create)
     set_plan = workspace.add_parser("set-plan", help="change a workspace's plan and quota")
@@ -212,21 +471,105 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add = member.add_parser("add", help="add a member; prints the member id")
     add.add_argument("slug")
-    add.add_argument("--email", required=True)
-    add.add_argument("--password", required=True)
+    add.add_argument("--email", required=True, type=email_argument)
+    _add_password_options(add, "--password")
     add.add_argument("--role", choices=ROLES, default="member")
     add.set_defaults(handler=cmd_member_add)
+    member_list = member.add_parser(
+        "list", help="the workspace's members, a line each: id, email, role, added"
+    )
+    member_list.add_argument("slug")
+    member_list.set_defaults(handler=cmd_member_list)
+    set_role = member.add_parser("set-role", help="change a member's role")
+    set_role.add_argument("slug")
+    set_role.add_argument("email", type=email_argument)
+    set_role.add_argument("role", choices=ROLES)
+    set_role.set_defaults(handler=cmd_member_set_role)
+    member_remove = member.add_parser(
+        "remove", help="remove a member: revokes their keys, ends their sessions"
+    )
+    member_remove.add_argument("slug")
+    member_remove.add_argument("email", type=email_argument)
+    member_remove.set_defaults(handler=cmd_member_remove)
 
     key = commands.add_parser("key", help="API keys").add_subparsers(
         dest="key_command", required=True
     )
     key_create = key.add_parser("create", help="create an API key; prints the key alone")
     key_create.add_argument("slug")
-    key_create.add_argument("--email", required=True, help="the member the key acts for")
-    key_create.add_argument("--name", required=True)
+    key_create.add_argument(
+        "--email", required=True, type=email_argument, help="the member the key acts for"
+    )
+    key_create.add_argument("--name", required=True, type=name_argument)
     key_create.add_argument("--scope", choices=("full", "read_only"), default="full")
     key_create.set_defaults(handler=cmd_key_create)
+    key_list = key.add_parser(
+        "list",
+        help="every key of the workspace, a line each: id, name, prefix…last 4, scope, "
+        "status, created, last used (never a secret)",
+    )
+    key_list.add_argument("slug")
+    key_list.add_argument(
+        "--json", action="store_true", help="a JSON array of the objects GET /v1/api-keys returns"
+    )
+    key_list.set_defaults(handler=cmd_key_list)
+    key_revoke = key.add_parser("revoke", help="revoke a key at once, everywhere")
+    key_revoke.add_argument("slug")
+    key_revoke.add_argument("key_id", type=id_argument)
+    key_revoke.set_defaults(handler=cmd_key_revoke)
+    key_rotate = key.add_parser(
+        "rotate", help="a new key with the same name and scope; prints the new key alone"
+    )
+    key_rotate.add_argument("slug")
+    key_rotate.add_argument("key_id", type=id_argument)
+    key_rotate.add_argument(
+        "--grace-seconds",
+        type=grace_argument,
+        default=0,
+        help="how long the old key keeps working (0, the default, to 2592000 = 30 days)",
+    )
+    key_rotate.set_defaults(handler=cmd_key_rotate)
     return parser
+
+
+# Errors: one line each.
+
+
+def _first_line(error: object) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+def configuration_problem(error: ValidationError) -> str:
+    """The first bad setting, named by its variable."""
+    first = error.errors()[0]
+    message = first["msg"].removeprefix("Value error, ")
+    if not first["loc"]:  # a rule across settings, whose message names its variables
+        return f"configuration error: {message}"
+    return f"configuration error: CRAFTDESK_{str(first['loc'][0]).upper()}: {message}"
+
+
+def database_problem(error: DBAPIError, database_url: str) -> str:
+    reason = _first_line(error.orig) if error.orig is not None else type(error).__name__
+    sqlstate = str(getattr(error.orig, "sqlstate", None) or "")
+    if sqlstate == "3D000":  # invalid_catalog_name: 'database "x" does not exist'
+        return f"{reason}: create it, or fix CRAFTDESK_DATABASE_URL"
+    if reason == "unable to open database file":
+        path = make_url(database_url).database
+        return (
+            f"the SQLite database {path} cannot be opened or created: does its folder exist? "
+            "(CRAFTDESK_DATABASE_URL)"
+        )
+    if sqlstate == "42P01" or reason.startswith("no such table"):
+        return f"the database is not set up ({reason}): run craftdesk db upgrade first"
+    if sqlstate.startswith("28"):  # invalid authorization
+        return f"the database refused the connection: {reason} (CRAFTDESK_DATABASE_URL)"
+    return f"database error: {reason}"
+
+
+def _fail(message: str, status: int = 1) -> NoReturn:
+    print(f"craftdesk: {message}", file=sys.stderr)
+    sys.exit(status)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -236,19 +579,32 @@ def main(argv: list[str] | None = None) -> None:
     )
     try:
         settings = Settings()
+    except ValidationError as exc:
+        _fail(configuration_problem(exc))
+    try:
         if getattr(args, "quota", None) is not None and args.quota < 0:
             raise CommandError("--quota must be 0 or more")
-        result = args.handler(args, settings)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        sys.exit(f"craftdesk: configuration error: {error['msg'].removeprefix('Value error, ')}")
+        result: Any = args.handler(args, settings)
     except (CommandError, ProblemError) as exc:
-        sys.exit(f"craftdesk: {exc}")
-    except (OSError, DBAPIError) as exc:
-        reason = getattr(exc, "strerror", None) or type(getattr(exc, "orig", exc)).__name__
-        sys.exit(f"craftdesk: cannot reach the database: {reason}")
-    if result is not None:
-        print(result)
+        _fail(str(exc))
+    except DBAPIError as exc:
+        _fail(database_problem(exc, settings.database_url))
+    except OSError as exc:
+        _fail(f"cannot reach the database: {exc.strerror or _first_line(exc)}")
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+    except Exception as exc:
+        if settings.log_level.upper() == "DEBUG":
+            traceback.print_exc()
+        _fail(
+            f"unexpected error ({type(exc).__name__}): {_first_line(exc)} "
+            "(CRAFTDESK_LOG_LEVEL=DEBUG prints the traceback)"
+        )
+    if result:
+        try:
+            print(result)
+        except BrokenPipeError:  # e.g. `craftdesk key list acme | head -1`: nothing to add
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 if __name__ == "__main__":

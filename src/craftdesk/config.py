@@ -4,7 +4,7 @@ import logging
 from functools import cached_property
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEVELOPMENT_PEPPER = "development-pepper-not-for-production"
@@ -36,6 +36,16 @@ class Settings(BaseSettings):
     db_timeout_seconds: float = Field(2.0, gt=0)
     db_max_connections: int = Field(30, ge=2)
     db_pool_timeout_seconds: float = Field(30.0, gt=0)
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, url: str) -> str:
+        if not url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError(
+                "must start with sqlite+aiosqlite:// or postgresql+asyncpg:// "
+                "(the server's async drivers)"
+            )
+        return url
 
     @model_validator(mode="before")
     @classmethod

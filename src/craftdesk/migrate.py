@@ -1,16 +1,22 @@
-"""Running Alembic from the code (``craftdesk db upgrade``, ``craftdesk serve``, tests)."""
+"""Running Alembic from the code (``craftdesk db upgrade``, ``craftdesk serve``, tests).
+
+The migrations ship inside the package (``craftdesk/migrations``), so an installed wheel
+migrates from any folder; ``alembic.ini`` at the top of the checkout is for developers'
+``alembic revision`` and points at the same folder.
+"""
 
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 
-ROOT = Path(__file__).resolve().parents[2]
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
 def alembic_config(database_url: str) -> Config:
-    config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(ROOT / "migrations"))
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("path_separator", "os")
     config.attributes["database_url"] = database_url
     config.attributes["configure_logging"] = False
     return config

@@ -15,13 +15,13 @@ from craftdesk.auth.tokens import display_prefix
 from craftdesk.db import Session, utcnow
 from craftdesk.errors import (
     SESSION_ROUTE_ERRORS,
-    Conflict,
     Forbidden,
     NotFound,
     Unprocessable,
 )
+from craftdesk.keys import service as key_service
 from craftdesk.keys.models import ApiKey
-from craftdesk.keys.service import issue_key
+from craftdesk.keys.service import MAX_GRACE_SECONDS, MAX_LIFETIME, issue_key, key_status
 from craftdesk.metering.models import KeyUsage
 from craftdesk.metering.periods import BillingPeriod
 from craftdesk.metering.usage import key_daily_series
@@ -29,14 +29,11 @@ from craftdesk.openapi import no_store
 from craftdesk.pagination import Page, PageParams, page_params, paginate
 from craftdesk.projects.models import Project
 from craftdesk.schemas import Body, Id, Name
-from craftdesk.workspaces.models import User
+from craftdesk.workspaces.models import User, Workspace
 
 router = APIRouter(prefix="/v1/api-keys", tags=["api-keys"], responses=SESSION_ROUTE_ERRORS)
 
 Access = Literal["none", "read", "write"]
-MAX_GRACE_SECONDS = 30 * 24 * 3600
-# The longest a key may be issued for (a key may also never expire).
-MAX_LIFETIME = dt.timedelta(days=5 * 365)
 
 
 class CustomPermissions(Body):
@@ -119,14 +116,6 @@ class KeyUsageOut(BaseModel):
     days: list[DayUsage]
 
 
-def _status(key: ApiKey, now: dt.datetime) -> Literal["active", "expired", "revoked"]:
-    if key.revoked_at is not None:
-        return "revoked"
-    if key.expires_at is not None and key.expires_at <= now:
-        return "expired"
-    return "active"
-
-
 def _key_out(key: ApiKey, creator_email: str, requests: int) -> KeyOut:
     return KeyOut(
         id=key.id,
@@ -136,7 +125,7 @@ def _key_out(key: ApiKey, creator_email: str, requests: int) -> KeyOut:
         scope=key.scope,
         permissions=scope_access(key.scope, key.permissions),
         project_ids=key.project_ids,
-        status=_status(key, utcnow()),
+        status=key_status(key, utcnow()),
         created_at=key.created_at,
         created_by=Creator(id=key.created_by_id, email=creator_email),
         last_used_at=key.last_used_at,
@@ -151,20 +140,35 @@ def _period(user: SignedIn) -> BillingPeriod:
     return BillingPeriod.containing(user.billing_anchor, utcnow())
 
 
-def _keys_query(user: SignedIn):  # type: ignore[no-untyped-def]
-    """Keys visible to the user with creator email and this period's count."""
-    stmt = (
+def _workspace_keys_query(workspace_id: int, period: BillingPeriod):  # type: ignore[no-untyped-def]
+    """The workspace's keys with creator email and the period's count."""
+    return (
         select(ApiKey, User.email, KeyUsage.requests)
         .join(User, User.id == ApiKey.created_by_id)
         .outerjoin(
             KeyUsage,
-            and_(KeyUsage.api_key_id == ApiKey.id, KeyUsage.period_start == _period(user).start),
+            and_(KeyUsage.api_key_id == ApiKey.id, KeyUsage.period_start == period.start),
         )
-        .where(ApiKey.workspace_id == user.workspace_id)
+        .where(ApiKey.workspace_id == workspace_id)
     )
+
+
+def _keys_query(user: SignedIn):  # type: ignore[no-untyped-def]
+    """Keys visible to the user with creator email and this period's count."""
+    stmt = _workspace_keys_query(user.workspace_id, _period(user))
     if not user.manages_workspace:
         stmt = stmt.where(ApiKey.created_by_id == user.user_id)
     return stmt
+
+
+async def workspace_keys(session: AsyncSession, workspace: Workspace) -> list[KeyOut]:
+    """Every key of the workspace, newest first, as ``GET /v1/api-keys`` shows them to an
+    owner: for the command line's ``key list``."""
+    period = BillingPeriod.containing(workspace.billing_anchor, utcnow())
+    rows = await session.execute(
+        _workspace_keys_query(workspace.id, period).order_by(ApiKey.id.desc())
+    )
+    return [_key_out(key, email, requests or 0) for key, email, requests in rows]
 
 
 async def _visible_key(session: AsyncSession, user: SignedIn, key_id: int) -> KeyOut:
@@ -295,9 +299,8 @@ async def key_usage(key_id: Id, user: CurrentUser, session: Session) -> KeyUsage
 async def revoke_key(key_id: Id, user: CurrentUser, session: Session, request: Request) -> KeyOut:
     await _visible_key(session, user, key_id)
     key = await session.get_one(ApiKey, key_id)
-    if key.revoked_at is None:
-        key.revoked_at = utcnow()
-        _audit(session, request, user, "key.revoked", key, {})
+    actor = Actor.user(request, user.user_id, user.email)
+    if key_service.revoke_key(session, key, actor=actor):
         await session.commit()
     return await _visible_key(session, user, key_id)
 
@@ -326,43 +329,13 @@ async def rotate_key(
             "new key acts as them. Revoke it instead, or ask them to rotate it.",
             code="not_key_creator",
         )
-    if old_out.status != "active":
-        raise Conflict(f"Key {key_id} is {old_out.status}: generate a new key instead.")
-    if old.scope == "custom" and user.plan != "business":
-        raise Forbidden(
-            "Custom-scope keys work on the Business plan only: this key cannot be rotated "
-            "until the workspace is on Business again. Generate a full or read-only key.",
-            code="plan_required",
-        )
-    successor = await session.scalar(select(ApiKey.id).where(ApiKey.rotated_from_id == key_id))
-    if successor is not None:
-        raise Conflict(f"Key {key_id} was already rotated: its successor is key {successor}.")
-    now = utcnow()
-    lifetime = (
-        min(old.expires_at - old.created_at, MAX_LIFETIME) if old.expires_at is not None else None
-    )
-    key, issued = await issue_key(
+    key, issued = await key_service.rotate_key(
         session,
+        old,
         pepper=request.app.state.settings.pepper,
-        workspace_id=old.workspace_id,
-        created_by_id=user.user_id,
-        membership_id=user.membership_id,
-        name=old.name,
-        scope=old.scope,
-        permissions=old.permissions,
-        project_ids=old.project_ids,
-        expires_at=now + lifetime if lifetime is not None else None,
-        rotated_from_id=old.id,
+        grace_seconds=body.expire_old_after_seconds,
+        actor=Actor.user(request, user.user_id, user.email),
     )
-    grace_end = now + dt.timedelta(seconds=body.expire_old_after_seconds)
-    if old.expires_at is None or old.expires_at > grace_end:
-        old.expires_at = grace_end
-    successor_details = {
-        "new_key_id": key.id,
-        "new_prefix": display_prefix(key.public_id),
-        "old_key_expires_at": old.expires_at.isoformat(),
-    }
-    _audit(session, request, user, "key.rotated", old, successor_details)
     await session.commit()
     _no_store(response)
     return KeyCreated(**_key_out(key, user.email, 0).model_dump(), key=issued.key)

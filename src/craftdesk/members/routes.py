@@ -6,15 +6,15 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from craftdesk.audit.service import Actor, Target, record
+from craftdesk.audit.service import Actor
 from craftdesk.auth.bearer import KeyRoute, require_permission
 from craftdesk.auth.principal import Principal
 from craftdesk.db import Session
-from craftdesk.errors import KEY_ROUTE_ERRORS, Conflict, Forbidden, NotFound
+from craftdesk.errors import KEY_ROUTE_ERRORS, Forbidden, NotFound
+from craftdesk.members.service import change_role, remove
 from craftdesk.pagination import Page, PageParams, page_params, paginate
 from craftdesk.schemas import Body, Id
 from craftdesk.workspaces.models import Membership, User
-from craftdesk.workspaces.service import remove_member
 
 router = APIRouter(
     prefix="/v1/members", tags=["members"], responses=KEY_ROUTE_ERRORS, route_class=KeyRoute
@@ -73,23 +73,6 @@ async def _actor(session: AsyncSession, principal: Principal, request: Request) 
     return Actor.api_key(request, principal.key_id, principal.user_id, email)
 
 
-async def _keep_an_owner(session: AsyncSession, membership: Membership) -> None:
-    if membership.role != "owner":
-        return
-    # Locking the owners' rows makes two owners demoting each other at once take turns
-    # (SQLite transactions are serialized by BEGIN IMMEDIATE already).
-    owners = await session.scalars(
-        select(Membership.id)
-        .where(Membership.workspace_id == membership.workspace_id, Membership.role == "owner")
-        .with_for_update()
-    )
-    if len(owners.all()) <= 1:
-        raise Conflict(
-            "A workspace keeps at least one owner. Make another member owner first.",
-            code="last_owner",
-        )
-
-
 @router.get("", summary="List team members")
 async def list_members(
     session: Session,
@@ -124,18 +107,8 @@ async def update_member(
 ) -> MemberOut:
     membership, email = await _member(session, principal, member_id)
     _require_owner_for_owners(principal, membership.role, body.role)
-    if body.role != "owner":
-        await _keep_an_owner(session, membership)
-    if membership.role != body.role:
-        record(
-            session,
-            workspace_id=membership.workspace_id,
-            action="member.role_changed",
-            actor=await _actor(session, principal, request),
-            target=Target("member", membership.id, email),
-            details={"from": membership.role, "to": body.role},
-        )
-        membership.role = body.role
+    actor = await _actor(session, principal, request)
+    if await change_role(session, membership, email, body.role, actor=actor):
         await session.commit()
     return _member_out(membership, email)
 
@@ -149,18 +122,6 @@ async def delete_member(
 ) -> Response:
     membership, email = await _member(session, principal, member_id)
     _require_owner_for_owners(principal, membership.role)
-    await _keep_an_owner(session, membership)
-    actor = await _actor(session, principal, request)
-    target = Target("member", membership.id, email)
-    workspace_id, role = membership.workspace_id, membership.role
-    keys_revoked = await remove_member(session, membership)
-    record(
-        session,
-        workspace_id=workspace_id,
-        action="member.removed",
-        actor=actor,
-        target=target,
-        details={"role": role, "keys_revoked": keys_revoked},
-    )
+    await remove(session, membership, email, actor=await _actor(session, principal, request))
     await session.commit()
     return Response(status_code=204)

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from craftdesk.audit.service import CLI, Actor, Target, record
 from craftdesk.auth.passwords import hash_password
 from craftdesk.db import utcnow
-from craftdesk.errors import Conflict
+from craftdesk.errors import Conflict, Unprocessable
 from craftdesk.keys.models import ApiKey
 from craftdesk.workspaces.models import Membership, User, Workspace
 
@@ -20,7 +20,12 @@ def slugify(name: str) -> str:
 
 
 async def create_workspace(
-    session: AsyncSession, *, name: str, owner_email: str, owner_password: str, plan: str = "free"
+    session: AsyncSession,
+    *,
+    name: str,
+    owner_email: str,
+    owner_password: str | None,
+    plan: str = "free",
 ) -> Workspace:
     slug = slugify(name)
     if await session.scalar(select(Workspace.id).where(Workspace.slug == slug)) is not None:
@@ -39,14 +44,17 @@ async def add_member(
     workspace: Workspace,
     *,
     email: str,
-    password: str,
+    password: str | None,
     role: str,
     actor: Actor = CLI,
 ) -> Membership:
-    """Add a user (created if new; an existing user keeps their password) to the workspace."""
+    """Add a user (created if new, with ``password``; an existing user keeps their password)
+    to the workspace."""
     email = email.strip().lower()
     user = await session.scalar(select(User).where(User.email == email))
     if user is None:
+        if not password:
+            raise Unprocessable(f"{email} has no account yet: a password is needed for it.")
         user = User(email=email, password_hash=hash_password(password))
         session.add(user)
         await session.flush()
