@@ -16,6 +16,7 @@ import re
 import sys
 import traceback
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
@@ -549,17 +550,30 @@ def configuration_problem(error: ValidationError) -> str:
     return f"configuration error: CRAFTDESK_{str(first['loc'][0]).upper()}: {message}"
 
 
+def _unopenable_sqlite(database_url: str) -> str:
+    return (
+        f"the SQLite database {make_url(database_url).database} cannot be opened or created: "
+        "does its folder exist? (CRAFTDESK_DATABASE_URL)"
+    )
+
+
+def _check_sqlite_folder(database_url: str) -> None:
+    """Refuse a SQLite file in a folder that does not exist before connecting (aiosqlite's
+    thread, when its connection fails, can outlive the event loop and print a traceback)."""
+    if not database_url.startswith("sqlite"):
+        return
+    path = make_url(database_url).database
+    if path and path != ":memory:" and not Path(path).parent.is_dir():
+        raise CommandError(_unopenable_sqlite(database_url))
+
+
 def database_problem(error: DBAPIError, database_url: str) -> str:
     reason = _first_line(error.orig) if error.orig is not None else type(error).__name__
     sqlstate = str(getattr(error.orig, "sqlstate", None) or "")
     if sqlstate == "3D000":  # invalid_catalog_name: 'database "x" does not exist'
         return f"{reason}: create it, or fix CRAFTDESK_DATABASE_URL"
     if reason == "unable to open database file":
-        path = make_url(database_url).database
-        return (
-            f"the SQLite database {path} cannot be opened or created: does its folder exist? "
-            "(CRAFTDESK_DATABASE_URL)"
-        )
+        return _unopenable_sqlite(database_url)
     if sqlstate == "42P01" or reason.startswith("no such table"):
         return f"the database is not set up ({reason}): run craftdesk db upgrade first"
     if sqlstate.startswith("28"):  # invalid authorization
@@ -584,6 +598,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if getattr(args, "quota", None) is not None and args.quota < 0:
             raise CommandError("--quota must be 0 or more")
+        _check_sqlite_folder(settings.database_url)
         result: Any = args.handler(args, settings)
     except (CommandError, ProblemError) as exc:
         _fail(str(exc))
