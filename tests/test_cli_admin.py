@@ -17,7 +17,7 @@ from sqlalchemy import select
 from craftdesk.audit.models import AuditEvent
 from craftdesk.db import utcnow
 from craftdesk.keys.service import issue_key
-from craftdesk.workspaces.models import User, Workspace
+from craftdesk.workspaces.models import Membership, User, Workspace
 from craftdesk.workspaces.service import add_member, create_workspace
 from tests.conftest import bearer
 from tests.test_cli import assert_one_line_error, run
@@ -43,14 +43,20 @@ async def new_key(
 ) -> tuple[int, str]:
     """A key of ``email`` in acme: its id and the key."""
     async with app.state.sessionmaker() as session:
-        user_id = await session.scalar(select(User.id).where(User.email == email))
-        workspace_id = await session.scalar(select(Workspace.id).where(Workspace.slug == "acme"))
-        assert user_id is not None and workspace_id is not None
+        membership = (
+            await session.execute(
+                select(Membership)
+                .join(User, User.id == Membership.user_id)
+                .join(Workspace, Workspace.id == Membership.workspace_id)
+                .where(User.email == email, Workspace.slug == "acme")
+            )
+        ).scalar_one()
         key, issued = await issue_key(
             session,
             pepper=app.state.settings.pepper,
-            workspace_id=workspace_id,
-            created_by_id=user_id,
+            workspace_id=membership.workspace_id,
+            created_by_id=membership.user_id,
+            membership_id=membership.id,
             name=name,
             scope=scope,
             **options,
