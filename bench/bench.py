@@ -671,7 +671,7 @@ def profiled(served: Served, args: argparse.Namespace, name: str) -> Iterator[No
     output = args.profile / f"{name.replace('/', '_')}.txt"
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     spy = subprocess.Popen(
-        [py_spy, "record", "--pid", str(served.serving_pid), "--format", "raw", "--rate", "250",
+        [py_spy, "record", "--pid", str(served.serving_pid), "--format", "raw", "--rate", "1000",
          "--nonblocking", "--output", str(output)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )

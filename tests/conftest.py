@@ -21,7 +21,6 @@ import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import event, select
 
 from craftdesk.app import create_app
 from craftdesk.config import Settings
@@ -29,7 +28,7 @@ from craftdesk.keys import service as keys_service
 from craftdesk.keys.service import issue_key
 from craftdesk.logs import JsonFormatter
 from craftdesk.migrate import upgrade
-from craftdesk.workspaces.models import Membership, Workspace
+from craftdesk.workspaces.queries import WorkspaceRow, membership_by_email, set_plan
 from craftdesk.workspaces.service import add_member, create_workspace
 
 POSTGRES_URL = os.environ.get(
@@ -159,15 +158,23 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-def queries(app: FastAPI) -> list[str]:
-    """Every SQL statement the app sends from now on."""
-    statements: list[str] = []
+def queries(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """What the app asks of the database from now on: each read or transaction of the
+    routes, and each key the gate is asked to look up."""
+    asked: list[str] = []
+    db, gate = app.state.db, app.state.gate
 
-    @event.listens_for(app.state.engine.sync_engine, "before_cursor_execute")
-    def _record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
+    def recording(name: str, method: Any) -> Any:
+        def record(*args: Any, **kwargs: Any) -> Any:
+            asked.append(f"{name} {args[:1]}")
+            return method(*args, **kwargs)
 
-    return statements
+        return record
+
+    monkeypatch.setattr(db, "fetch", recording("fetch", db.fetch))
+    monkeypatch.setattr(db, "transaction", recording("transaction", db.transaction))
+    monkeypatch.setattr(gate, "admit", recording("gate.admit", gate.admit))
+    return asked
 
 
 @dataclass
@@ -184,34 +191,32 @@ class World:
 
     app: FastAPI
 
-    async def workspace(self, name: str = "Acme", plan: str = "free") -> tuple[Workspace, Member]:
-        async with self.app.state.sessionmaker() as session:
-            email = f"owner-{uuid.uuid4().hex[:8]}@example.com"
+    async def workspace(
+        self, name: str = "Acme", plan: str = "free"
+    ) -> tuple[WorkspaceRow, Member]:
+        email = f"owner-{uuid.uuid4().hex[:8]}@example.com"
+        async with self.app.state.db.transaction() as tx:
             workspace = await create_workspace(
-                session, name=name, owner_email=email, owner_password=PASSWORD, plan=plan
+                tx, name=name, owner_email=email, owner_password=PASSWORD, plan=plan
             )
-            membership = await session.scalar(
-                select(Membership).where(Membership.workspace_id == workspace.id)
-            )
-            await session.commit()
+            membership = await membership_by_email(tx, workspace.id, email)
         assert membership is not None
         return workspace, Member(membership.user_id, membership.id, email, "owner")
 
-    async def member(self, workspace: Workspace, role: str = "member") -> Member:
-        async with self.app.state.sessionmaker() as session:
-            email = f"{role}-{uuid.uuid4().hex[:8]}@example.com"
+    async def member(self, workspace: WorkspaceRow, role: str = "member") -> Member:
+        email = f"{role}-{uuid.uuid4().hex[:8]}@example.com"
+        async with self.app.state.db.transaction() as tx:
             membership = await add_member(
-                session, workspace, email=email, password=PASSWORD, role=role
+                tx, workspace, email=email, password=PASSWORD, role=role
             )
-            await session.commit()
         return Member(membership.user_id, membership.id, email, role)
 
     async def key(
-        self, workspace: Workspace, member: Member, scope: str = "full", **options: Any
+        self, workspace: WorkspaceRow, member: Member, scope: str = "full", **options: Any
     ) -> str:
-        async with self.app.state.sessionmaker() as session:
+        async with self.app.state.db.transaction() as tx:
             _, issued = await issue_key(
-                session,
+                tx,
                 pepper=self.app.state.settings.pepper,
                 workspace_id=workspace.id,
                 created_by_id=member.user_id,
@@ -220,18 +225,13 @@ class World:
                 scope=scope,
                 **options,
             )
-            await session.commit()
         return issued.key
 
     async def set_plan(
-        self, workspace: Workspace, plan: str | None = None, quota: int | None = None
+        self, workspace: WorkspaceRow, plan: str | None = None, quota: int | None = None
     ) -> None:
-        async with self.app.state.sessionmaker() as session:
-            row = await session.get_one(Workspace, workspace.id)
-            row.quota_override = quota
-            if plan is not None:
-                row.plan = plan
-            await session.commit()
+        async with self.app.state.db.transaction() as tx:
+            await set_plan(tx, workspace.id, plan, quota)
 
 
 @pytest.fixture
@@ -244,7 +244,7 @@ def bearer(key: str) -> dict[str, str]:
 
 
 async def sign_in(
-    client: httpx.AsyncClient, workspace: Workspace, member: Member, password: str = PASSWORD
+    client: httpx.AsyncClient, workspace: WorkspaceRow, member: Member, password: str = PASSWORD
 ) -> dict[str, str]:
     """Sign the client in; returns the CSRF header for unsafe requests."""
     response = await client.post(

@@ -10,7 +10,6 @@ from typing import Literal
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from pydantic import BaseModel
-from sqlalchemy import text
 
 import craftdesk.audit.routes
 import craftdesk.auth.routes
@@ -23,7 +22,7 @@ import craftdesk.projects.routes
 import craftdesk.reference
 from craftdesk.auth.gate import KeyGate
 from craftdesk.config import Settings
-from craftdesk.db import create_engine, make_sessionmaker
+from craftdesk.db import Database
 from craftdesk.errors import DatabaseUnavailable, install_error_handlers, problem_responses
 from craftdesk.logs import logging_config
 from craftdesk.middleware import (
@@ -86,15 +85,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         logging.config.dictConfig(logging_config(settings.log_level))
-        engine = create_engine(
-            settings.database_url,
-            timeout=settings.db_timeout_seconds,
-            max_connections=settings.db_max_connections,
-            pool_timeout=settings.db_pool_timeout_seconds,
-        )
-        gate = KeyGate(engine, settings)
-        app.state.engine = engine
-        app.state.sessionmaker = make_sessionmaker(engine)
+        db = await Database.open(settings.database_url, settings)
+        gate = KeyGate(db, settings)
+        app.state.db = db
         app.state.gate = gate
         settings.pepper  # noqa: B018 - warn at start-up, not on the first request
         gate.start()
@@ -103,7 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await gate.stop()
-            await engine.dispose()
+            await db.close()
 
     app = FastAPI(
         title="CraftDesk API",
@@ -137,8 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     async def readyz(request: Request) -> Readiness:
         try:
-            async with request.app.state.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
+            await request.app.state.db.fetchval("SELECT 1")
         except Exception as exc:
             raise DatabaseUnavailable() from exc
         return Readiness(status="ready")

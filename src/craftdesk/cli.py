@@ -13,29 +13,32 @@ import json
 import logging
 import os
 import re
+import sqlite3
 import sys
 import traceback
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
+import asyncpg
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from craftdesk.audit.service import CLI, Target, record
 from craftdesk.auth.tokens import display_prefix
 from craftdesk.config import Settings
-from craftdesk.db import create_engine, make_sessionmaker
+from craftdesk.db import Database, Transaction, Unavailable
 from craftdesk.errors import ProblemError
+from craftdesk.keys import queries as key_queries
 from craftdesk.keys import service as key_service
-from craftdesk.keys.models import ApiKey
+from craftdesk.keys.queries import ApiKeyRow
 from craftdesk.keys.routes import KeyOut, workspace_keys
-from craftdesk.members.service import change_role, membership_by_email, remove
+from craftdesk.members.queries import list_members
+from craftdesk.members.service import change_role, remove
 from craftdesk.schemas import MAX_ID, Name
-from craftdesk.workspaces.models import PLANS, ROLES, Membership, User, Workspace
+from craftdesk.workspaces import queries as workspace_queries
+from craftdesk.workspaces.models import PLANS, ROLES
+from craftdesk.workspaces.queries import MembershipRow, WorkspaceRow
 from craftdesk.workspaces.service import add_member, create_workspace, get_workspace
 
 T = TypeVar("T")
@@ -111,41 +114,40 @@ def _add_password_options(parser: argparse.ArgumentParser, flag: str) -> None:
 # Running work against the database.
 
 
-async def _in_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    engine = create_engine(settings.database_url)
+async def _in_transaction(settings: Settings, work: Callable[[Transaction], Awaitable[T]]) -> T:
+    """``work`` in one transaction: it commits if ``work`` returns, and not otherwise."""
+    database = await Database.open(settings.database_url, settings)
     try:
-        async with make_sessionmaker(engine)() as session:
-            result = await work(session)
-            await session.commit()
-            return result
+        async with database.transaction() as tx:
+            return await work(tx)
     finally:
-        await engine.dispose()
+        await database.close()
 
 
-def _run(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    return asyncio.run(_in_session(settings, work))
+def _run(settings: Settings, work: Callable[[Transaction], Awaitable[T]]) -> T:
+    return asyncio.run(_in_transaction(settings, work))
 
 
-async def _workspace(session: AsyncSession, slug: str) -> Workspace:
-    workspace = await get_workspace(session, slug)
+async def _workspace(tx: Transaction, slug: str) -> WorkspaceRow:
+    workspace = await get_workspace(tx, slug)
     if workspace is None:
         raise CommandError(f"no workspace with slug {slug!r}")
     return workspace
 
 
-async def _key(session: AsyncSession, slug: str, key_id: int) -> ApiKey:
-    workspace = await _workspace(session, slug)
-    key = await session.scalar(
-        select(ApiKey).where(ApiKey.id == key_id, ApiKey.workspace_id == workspace.id)
-    )
+async def _key(tx: Transaction, slug: str, key_id: int) -> tuple[WorkspaceRow, ApiKeyRow]:
+    workspace = await _workspace(tx, slug)
+    key = await key_queries.lock_key(tx, workspace.id, key_id)
     if key is None:
         raise CommandError(f"no key {key_id} in workspace {slug!r} (see craftdesk key list)")
-    return key
+    return workspace, key
 
 
-async def _membership(session: AsyncSession, slug: str, email: str) -> Membership:
-    workspace = await _workspace(session, slug)
-    membership = await membership_by_email(session, workspace.id, email)
+async def _membership(tx: Transaction, slug: str, email: str) -> MembershipRow:
+    workspace = await _workspace(tx, slug)
+    membership = await workspace_queries.membership_by_email(
+        tx, workspace.id, email.strip().lower()
+    )
     if membership is None:
         raise CommandError(f"{email} is not a member of {slug}")
     return membership
@@ -192,10 +194,10 @@ def _new_account_password(
     it keeps its own password (one given anyway is refused rather than silently ignored)."""
     given = _given_password(args)
 
-    async def has_account(session: AsyncSession) -> bool:
+    async def has_account(tx: Transaction) -> bool:
         if slug is not None:
-            await _workspace(session, slug)
-        return await session.scalar(select(User.id).where(User.email == email)) is not None
+            await _workspace(tx, slug)
+        return await workspace_queries.user_by_email(tx, email) is not None
 
     if _run(settings, has_account):
         if given is not None:
@@ -220,9 +222,9 @@ async def connection_budget_warning(settings: Settings, workers: int) -> str | N
     if not settings.database_url.startswith("postgresql"):
         return None
 
-    async def check(session: AsyncSession) -> str | None:
-        limit = int(await session.scalar(text("SHOW max_connections")))
-        reserved = int(await session.scalar(text("SHOW superuser_reserved_connections")))
+    async def check(tx: Transaction) -> str | None:
+        limit = int(await tx.fetchval("SHOW max_connections"))
+        reserved = int(await tx.fetchval("SHOW superuser_reserved_connections"))
         wanted = workers * settings.db_max_connections
         if wanted <= limit - reserved:
             return None
@@ -234,7 +236,7 @@ async def connection_budget_warning(settings: Settings, workers: int) -> str | N
             "raise max_connections."
         )
 
-    return await _in_session(settings, check)
+    return await _in_transaction(settings, check)
 
 
 def _migrate(settings: Settings) -> None:
@@ -278,9 +280,9 @@ def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> None:
 def cmd_workspace_create(args: argparse.Namespace, settings: Settings) -> str:
     password = _new_account_password(settings, args, None, args.owner_email)
 
-    async def work(session: AsyncSession) -> str:
+    async def work(tx: Transaction) -> str:
         workspace = await create_workspace(
-            session,
+            tx,
             name=args.name,
             owner_email=args.owner_email,
             owner_password=password,
@@ -292,10 +294,9 @@ def cmd_workspace_create(args: argparse.Namespace, settings: Settings) -> str:
 
 
 def cmd_workspace_set_plan(args: argparse.Namespace, settings: Settings) -> None:
-    async def work(session: AsyncSession) -> None:
-        workspace = await _workspace(session, args.slug)
-        workspace.plan = args.plan
-        workspace.quota_override = args.quota
+    async def work(tx: Transaction) -> None:
+        workspace = await _workspace(tx, args.slug)
+        await workspace_queries.set_plan(tx, workspace.id, args.plan, args.quota)
         quota = args.quota if args.quota is not None else settings.plan_quota(args.plan)
         say(f"{workspace.slug}: plan {args.plan}, {quota} requests per period")
 
@@ -305,10 +306,10 @@ def cmd_workspace_set_plan(args: argparse.Namespace, settings: Settings) -> None
 def cmd_member_add(args: argparse.Namespace, settings: Settings) -> str:
     password = _new_account_password(settings, args, args.slug, args.email)
 
-    async def work(session: AsyncSession) -> str:
+    async def work(tx: Transaction) -> str:
         membership = await add_member(
-            session,
-            await _workspace(session, args.slug),
+            tx,
+            await _workspace(tx, args.slug),
             email=args.email,
             password=password,
             role=args.role,
@@ -319,26 +320,21 @@ def cmd_member_add(args: argparse.Namespace, settings: Settings) -> str:
 
 
 def cmd_member_list(args: argparse.Namespace, settings: Settings) -> str:
-    async def work(session: AsyncSession) -> str:
-        workspace = await _workspace(session, args.slug)
-        rows = await session.execute(
-            select(Membership, User.email)
-            .join(User, User.id == Membership.user_id)
-            .where(Membership.workspace_id == workspace.id)
-            .order_by(Membership.id)
-        )
+    async def work(tx: Transaction) -> str:
+        workspace = await _workspace(tx, args.slug)
+        members = await list_members(tx, workspace.id, 0, 2**31 - 1)
         return "\n".join(
-            f"{m.id}\t{email}\t{m.role}\t{_when(m.created_at)}" for m, email in rows
+            f"{m['id']}\t{m['email']}\t{m['role']}\t{_when(m['created_at'])}" for m in members
         )
 
     return _run(settings, work)
 
 
 def cmd_member_set_role(args: argparse.Namespace, settings: Settings) -> None:
-    async def work(session: AsyncSession) -> None:
-        membership = await _membership(session, args.slug, args.email)
+    async def work(tx: Transaction) -> None:
+        membership = await _membership(tx, args.slug, args.email)
         before = membership.role
-        if await change_role(session, membership, args.email, args.role, actor=CLI):
+        if (await change_role(tx, membership, args.role, actor=CLI)) != membership:
             say(f"{args.email}: {before} → {args.role} in {args.slug}")
         else:
             say(f"{args.email} is {args.role} in {args.slug} already")
@@ -347,9 +343,9 @@ def cmd_member_set_role(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_member_remove(args: argparse.Namespace, settings: Settings) -> None:
-    async def work(session: AsyncSession) -> None:
-        membership = await _membership(session, args.slug, args.email)
-        revoked = await remove(session, membership, args.email, actor=CLI)
+    async def work(tx: Transaction) -> None:
+        membership = await _membership(tx, args.slug, args.email)
+        revoked = await remove(tx, membership, actor=CLI)
         say(
             f"removed {args.email} from {args.slug}: {revoked} of their keys revoked, "
             "their dashboard sessions ended"
@@ -359,10 +355,10 @@ def cmd_member_remove(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_key_create(args: argparse.Namespace, settings: Settings) -> str:
-    async def work(session: AsyncSession) -> str:
-        membership = await _membership(session, args.slug, args.email)
+    async def work(tx: Transaction) -> str:
+        membership = await _membership(tx, args.slug, args.email)
         key, issued = await key_service.issue_key(
-            session,
+            tx,
             pepper=settings.pepper,
             workspace_id=membership.workspace_id,
             created_by_id=membership.user_id,
@@ -370,8 +366,8 @@ def cmd_key_create(args: argparse.Namespace, settings: Settings) -> str:
             name=args.name,
             scope=args.scope,
         )
-        record(
-            session,
+        await record(
+            tx,
             workspace_id=membership.workspace_id,
             action="key.created",
             actor=CLI,
@@ -398,8 +394,8 @@ def _key_line(key: KeyOut) -> str:
 
 
 def cmd_key_list(args: argparse.Namespace, settings: Settings) -> str:
-    async def work(session: AsyncSession) -> str:
-        keys = await workspace_keys(session, await _workspace(session, args.slug))
+    async def work(tx: Transaction) -> str:
+        keys = await workspace_keys(tx, await _workspace(tx, args.slug))
         if args.json:
             return json.dumps([key.model_dump(mode="json") for key in keys], indent=2)
         return "\n".join(_key_line(key) for key in keys)
@@ -408,10 +404,10 @@ def cmd_key_list(args: argparse.Namespace, settings: Settings) -> str:
 
 
 def cmd_key_revoke(args: argparse.Namespace, settings: Settings) -> None:
-    async def work(session: AsyncSession) -> None:
-        key = await _key(session, args.slug, args.key_id)
+    async def work(tx: Transaction) -> None:
+        _, key = await _key(tx, args.slug, args.key_id)
         label = f"key {key.id} ({_one_line(key.name)}, {display_prefix(key.public_id)}…"
-        if key_service.revoke_key(session, key, actor=CLI):
+        if await key_service.revoke_key(tx, key, actor=CLI):
             say(f"{label}{key.last_four}) revoked: it gets 401 from its next request on")
         else:
             say(f"{label}{key.last_four}) was revoked already")
@@ -420,15 +416,22 @@ def cmd_key_revoke(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_key_rotate(args: argparse.Namespace, settings: Settings) -> str:
-    async def work(session: AsyncSession) -> str:
-        old = await _key(session, args.slug, args.key_id)
+    async def work(tx: Transaction) -> str:
+        workspace, old = await _key(tx, args.slug, args.key_id)
         key, issued = await key_service.rotate_key(
-            session, old, pepper=settings.pepper, grace_seconds=args.grace_seconds, actor=CLI
+            tx,
+            old,
+            plan=workspace.plan,
+            pepper=settings.pepper,
+            grace_seconds=args.grace_seconds,
+            actor=CLI,
         )
+        expired = await key_queries.get_key(tx, workspace.id, old.id)
+        assert expired is not None
         say(
             f"key {old.id} rotated: the new key is {key.id} "
             f"({display_prefix(key.public_id)}…{key.last_four}); the old one expires at "
-            f"{_when(old.expires_at)}"
+            f"{_when(expired.expires_at)}"
         )
         return issued.key
 
@@ -567,9 +570,11 @@ def _check_sqlite_folder(database_url: str) -> None:
         raise CommandError(_unopenable_sqlite(database_url))
 
 
-def database_problem(error: DBAPIError, database_url: str) -> str:
-    reason = _first_line(error.orig) if error.orig is not None else type(error).__name__
-    sqlstate = str(getattr(error.orig, "sqlstate", None) or "")
+def database_problem(error: Exception, database_url: str) -> str:
+    """One line for what the driver (asyncpg, sqlite3) said, with what to do about it."""
+    cause = error.__cause__ if isinstance(error, Unavailable) and error.__cause__ else error
+    reason = _first_line(cause) or type(cause).__name__
+    sqlstate = str(getattr(cause, "sqlstate", None) or "")
     if sqlstate == "3D000":  # invalid_catalog_name: 'database "x" does not exist'
         return f"{reason}: create it, or fix CRAFTDESK_DATABASE_URL"
     if reason == "unable to open database file":
@@ -602,7 +607,7 @@ def main(argv: list[str] | None = None) -> None:
         result: Any = args.handler(args, settings)
     except (CommandError, ProblemError) as exc:
         _fail(str(exc))
-    except DBAPIError as exc:
+    except (asyncpg.PostgresError, sqlite3.Error, Unavailable) as exc:
         _fail(database_problem(exc, settings.database_url))
     except OSError as exc:
         _fail(f"cannot reach the database: {exc.strerror or _first_line(exc)}")

@@ -1,19 +1,29 @@
-"""The database: declarative base, engine set-up per dialect, and the session dependency."""
+"""The database: the tables' declarative base (for Alembic) and ``Database``, the one way
+the application reads and writes: fixed SQL through the driver itself.
 
+Each domain keeps its SQL in a ``queries.py`` beside its routes: functions that take a
+``Queries`` (the ``Database`` for a read, a ``Transaction`` for writes that commit together)
+and return rows, which the routes map straight into their response models. Queries are
+written once, with PostgreSQL's ``$1`` placeholders; SQLite reads them as ``?1``.
+"""
+
+import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator
-from typing import Annotated, Any
+import functools
+import logging
+import re
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Annotated, Any, Protocol
 
+import asyncpg
 from fastapi import Depends, Request
-from sqlalchemy import DateTime, MetaData, TypeDecorator, event
+from sqlalchemy import DateTime, MetaData, TypeDecorator
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import (
-    AsyncEngine,
-    AsyncSession,
-    async_sessionmaker,
-    create_async_engine,
-)
 from sqlalchemy.orm import DeclarativeBase
+
+logger = logging.getLogger("craftdesk.db")
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -66,61 +76,372 @@ def configure_sqlite_connection(dbapi_connection: Any) -> None:
     cursor.close()
 
 
-def create_engine(
-    url: str, *, timeout: float = 2.0, max_connections: int = 30, pool_timeout: float = 30.0
-) -> AsyncEngine:
-    """An engine with the settings each dialect needs for exact, concurrent counting.
+# ---------------------------------------------------------------------------------------
+# The one way the application reads and writes: fixed SQL through the driver itself.
+# ---------------------------------------------------------------------------------------
 
-    SQLite runs in WAL mode and opens every transaction with ``BEGIN IMMEDIATE``, so writers
-    queue on the busy timeout instead of failing when a read transaction upgrades to a write.
-    PostgreSQL connections give up after ``timeout`` seconds so an outage answers 503 quickly.
-    At most ``max_connections`` are open (10 kept, the rest while busy); a request that finds
-    them all taken waits its turn up to ``pool_timeout`` seconds: under load, slower answers
-    rather than errors.
+
+class IntegrityViolation(Exception):
+    """A constraint refused a write (unique, foreign key): the caller decides what it means."""
+
+
+class Unavailable(Exception):
+    """The database could not be reached or answered in time."""
+
+
+def _sqlite_datetime(value: dt.datetime) -> str:
+    """How SQLite stores a ``UTCDateTime``: naive UTC text (as SQLAlchemy writes it)."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime")
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _aware(raw: bytes) -> dt.datetime:
+    return dt.datetime.fromisoformat(raw.decode() + "+00:00")
+
+
+# Only connections opened with ``detect_types`` (the Database's own) use the converters.
+sqlite3.register_adapter(dt.datetime, _sqlite_datetime)
+sqlite3.register_adapter(dt.date, dt.date.isoformat)
+sqlite3.register_converter("DATETIME", _aware)
+sqlite3.register_converter("DATE", lambda raw: dt.date.fromisoformat(raw.decode()))
+
+_PLACEHOLDER = re.compile(r"\$(\d+)")
+_CAST = re.compile(r"::[a-z]+(\[\])?")
+
+
+@functools.cache
+def _sqlite_text(sql: str) -> str:
+    """A query as SQLite reads it: every query is written once, for PostgreSQL, with ``$1``
+    placeholders (SQLite's ``?1``) and, where PostgreSQL cannot tell a parameter's type,
+    ``::type`` casts (dropped: SQLite's values need none)."""
+    return _CAST.sub("", _PLACEHOLDER.sub(r"?\1", sql))
+
+
+class Row(Protocol):
+    """A result row: by column name (``row["name"]``) or position, on both dialects."""
+
+    def __getitem__(self, key: str | int) -> Any: ...
+
+    def keys(self) -> Any: ...
+
+
+class Queries(Protocol):
+    """What a query module runs its SQL on: the ``Database`` (each statement on its own,
+    reads only) or a ``Transaction`` (statements that commit together)."""
+
+    dialect: str
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]: ...
+
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None: ...
+
+    async def fetchval(self, sql: str, *args: Any) -> Any: ...
+
+
+class Transaction(Queries, Protocol):
+    async def execute(self, sql: str, *args: Any) -> int:
+        """Run a write; returns how many rows it changed."""
+        ...
+
+
+class Database:
+    """The application's database: PostgreSQL through an asyncpg pool, or a SQLite file.
+
+    A read is one statement and one round trip, outside any transaction (on SQLite it takes
+    no lock: WAL readers never wait for the writer). A write is a ``transaction()``: on
+    SQLite ``BEGIN IMMEDIATE`` (the write lock, taken up front so that it never has to be
+    upgraded), on PostgreSQL a transaction on a connection of the pool.
     """
-    # hide_parameters: an error's message (and so a logged traceback) never carries the
-    # statement's parameters, which include key hashes and password hashes.
-    kwargs: dict[str, Any] = {"pool_pre_ping": False, "hide_parameters": True}
-    if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
 
-        @event.listens_for(engine.sync_engine, "connect")
-        def _sqlite_connect(dbapi_connection: Any, _: Any) -> None:
-            dbapi_connection.isolation_level = None
-            configure_sqlite_connection(dbapi_connection)
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA busy_timeout=30000")
-            cursor.close()
+    dialect: str
 
-        @event.listens_for(engine.sync_engine, "begin")
-        def _sqlite_begin(connection: Any) -> None:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+    @staticmethod
+    async def open(url: str, settings: "DatabaseSettings") -> "Database":
+        if url.startswith("sqlite"):
+            return SqliteDatabase(url, settings)
+        return await PostgresDatabase.open(url, settings)
 
-        return engine
-    connect_args = {"timeout": timeout, "command_timeout": 10 * timeout}
-    kept = min(10, max_connections)
-    return create_async_engine(
-        url,
-        connect_args=connect_args,
-        pool_size=kept,
-        max_overflow=max_connections - kept,
-        pool_timeout=pool_timeout,
-        **kwargs,
-    )
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        raise NotImplementedError
+
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
+        rows = await self.fetch(sql, *args)
+        return rows[0] if rows else None
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        row = await self.fetchrow(sql, *args)
+        return None if row is None else row[0]
+
+    def transaction(self) -> AbstractAsyncContextManager[Transaction]:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
 
 
-def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+class DatabaseSettings(Protocol):
+    db_timeout_seconds: float
+    db_max_connections: int
+    db_pool_timeout_seconds: float
 
 
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One session per request, opened by the route that needs it (not by a middleware).
+# ---- PostgreSQL ------------------------------------------------------------------------
 
-    It ends with the route function, before the response is written (``scope="function"``),
-    so its connection goes back to the pool as soon as the route no longer needs it.
+
+async def _no_reset(connection: asyncpg.Connection) -> None:
+    """A connection goes back to the pool as it is: the application sets no session state
+    (no LISTEN, advisory lock or SET) and ends every transaction, so asyncpg's reset query
+    would be one more round trip per request for nothing."""
+
+
+class PostgresDatabase(Database):
+    dialect = "postgresql"
+
+    def __init__(self, pool: asyncpg.Pool, settings: DatabaseSettings):
+        self.pool = pool  # the key gate keeps one of its connections
+        self._settings = settings
+
+    @classmethod
+    async def open(cls, url: str, settings: DatabaseSettings) -> "PostgresDatabase":
+        """The pool opens connections as requests need them (start-up needs no database)."""
+        pool = await asyncpg.create_pool(
+            url.replace("postgresql+asyncpg://", "postgresql://", 1),
+            min_size=0,
+            max_size=settings.db_max_connections,
+            # A busy pool keeps its connections: opening one per request (with its TLS
+            # attempt) costs more than the request.
+            max_inactive_connection_lifetime=300,
+            timeout=settings.db_timeout_seconds,
+            command_timeout=10 * settings.db_timeout_seconds,
+            reset=_no_reset,
+        )
+        return cls(pool, settings)
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A connection of the pool, waiting up to the pool timeout for one to be free."""
+        pool = self.pool
+        try:
+            async with asyncio.timeout(self._settings.db_pool_timeout_seconds):
+                connection = await pool.acquire()
+        except (
+            OSError,
+            TimeoutError,
+            asyncpg.PostgresConnectionError,
+            asyncpg.InterfaceError,
+        ) as exc:
+            raise Unavailable(type(exc).__name__) from exc
+        try:
+            yield connection
+        except (
+            OSError,
+            asyncpg.PostgresConnectionError,
+            asyncpg.InterfaceError,
+            asyncpg.exceptions.AdminShutdownError,
+        ) as exc:
+            # A broken connection: drop it, and the idle ones that may be as dead.
+            connection.terminate()
+            pool.expire_connections()
+            raise Unavailable(type(exc).__name__) from exc
+        except TimeoutError as exc:
+            connection.terminate()
+            raise Unavailable(type(exc).__name__) from exc
+        except asyncpg.IntegrityConstraintViolationError as exc:
+            raise IntegrityViolation(exc.sqlstate) from exc
+        finally:
+            await pool.release(connection)
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        async with self.connection() as connection:
+            return await connection.fetch(sql, *args)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        async with self.connection() as connection, connection.transaction():
+            yield _PostgresTransaction(connection)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+
+class _PostgresTransaction:
+    dialect = "postgresql"
+
+    def __init__(self, connection: asyncpg.Connection):
+        self._connection = connection
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        return await self._connection.fetch(sql, *args)
+
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
+        return await self._connection.fetchrow(sql, *args)
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        return await self._connection.fetchval(sql, *args)
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        status = await self._connection.execute(sql, *args)
+        last = status.rsplit(" ", 1)[-1]
+        return int(last) if last.isdigit() else 0
+
+
+# ---- SQLite ----------------------------------------------------------------------------
+
+
+class SqliteDatabase(Database):
+    """A SQLite file, used right on the event loop.
+
+    SQLite is a library in this process: a statement is some microseconds of CPU, less than
+    handing it to a thread costs (each call from a thread must win the GIL back from the busy
+    event loop). So reads run on one connection of their own, in autocommit (no lock), and
+    writes on another, one transaction at a time per process: the write lock is only tried
+    (busy timeout 0) and retried after short sleeps until the database timeout, so waiting
+    for another process never blocks the loop. Commits never checkpoint on the loop: the WAL
+    is copied into the database file by a background thread, at most once a second.
     """
-    async with request.app.state.sessionmaker() as session:
-        yield session
+
+    dialect = "sqlite"
+    RETRY_SECONDS = 0.001
+    CHECKPOINT_SECONDS = 1.0
+
+    def __init__(self, url: str, settings: DatabaseSettings):
+        self.path = url.split(":///", 1)[1] if ":///" in url else ""
+        self._timeout = settings.db_timeout_seconds
+        self._reader: sqlite3.Connection | None = None
+        self._writer: sqlite3.Connection | None = None
+        self._writing = asyncio.Lock()
+        self._checkpoint: asyncio.Task[None] | None = None
+        self._last_checkpoint = 0.0
+
+    def connect(self) -> sqlite3.Connection:
+        """A connection with what every one needs (WAL, foreign keys, the converters)."""
+        try:
+            connection = sqlite3.connect(
+                self.path,
+                timeout=0,
+                isolation_level=None,
+                detect_types=sqlite3.PARSE_DECLTYPES,
+                check_same_thread=False,
+            )
+        except sqlite3.Error as exc:
+            raise Unavailable(str(exc)) from exc
+        try:
+            configure_sqlite_connection(connection)
+            connection.execute("PRAGMA wal_autocheckpoint=0")
+        except BaseException:
+            connection.close()
+            raise
+        connection.row_factory = sqlite3.Row
+        return connection
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        if self._reader is None:
+            self._reader = self.connect()
+            # A reader waits only in rare moments (another connection recovering the WAL).
+            self._reader.execute("PRAGMA busy_timeout=100")
+        return _run(self._reader, sql, args)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        async with self._writing:
+            connection = self._writer or self.connect()
+            self._writer = connection
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self._timeout
+            while True:
+                try:
+                    connection.execute("BEGIN IMMEDIATE")
+                    break
+                except sqlite3.OperationalError as exc:
+                    if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY:
+                        raise
+                if loop.time() >= deadline:
+                    raise Unavailable("the SQLite write lock stayed taken")
+                await asyncio.sleep(self.RETRY_SECONDS)
+            try:
+                yield _SqliteTransaction(connection)
+                connection.execute("COMMIT")
+            except BaseException:
+                try:
+                    connection.execute("ROLLBACK")
+                except sqlite3.Error:
+                    self._writer = None
+                    connection.close()
+                raise
+        self.checkpoint_soon()
+
+    def checkpoint_soon(self) -> None:
+        """Copy the WAL into the database file in the background, at most once a second."""
+        loop = asyncio.get_running_loop()
+        if loop.time() - self._last_checkpoint >= self.CHECKPOINT_SECONDS and (
+            self._checkpoint is None or self._checkpoint.done()
+        ):
+            self._last_checkpoint = loop.time()
+            self._checkpoint = asyncio.create_task(asyncio.to_thread(self._run_checkpoint))
+
+    def _run_checkpoint(self) -> None:
+        try:
+            connection = sqlite3.connect(self.path, timeout=self._timeout)
+            try:
+                connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            finally:
+                connection.close()
+        except sqlite3.Error as exc:  # the next one will try again
+            logger.warning("database: checkpoint failed (%s)", type(exc).__name__)
+
+    async def close(self) -> None:
+        if self._checkpoint is not None:
+            await self._checkpoint
+        for connection in (self._reader, self._writer):
+            if connection is not None:
+                connection.close()
+        self._reader = self._writer = None
 
 
-Session = Annotated[AsyncSession, Depends(get_session, scope="function")]
+def _run(connection: sqlite3.Connection, sql: str, args: Sequence[Any]) -> list[Row]:
+    try:
+        return connection.execute(_sqlite_text(sql), args).fetchall()
+    except sqlite3.IntegrityError as exc:
+        raise IntegrityViolation(str(exc)) from exc
+    except sqlite3.OperationalError as exc:
+        if exc.sqlite_errorcode in (
+            sqlite3.SQLITE_BUSY,
+            sqlite3.SQLITE_CANTOPEN,
+            sqlite3.SQLITE_IOERR,
+        ):
+            raise Unavailable(str(exc)) from exc
+        raise
+
+
+class _SqliteTransaction:
+    dialect = "sqlite"
+
+    def __init__(self, connection: sqlite3.Connection):
+        self._connection = connection
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        return _run(self._connection, sql, args)
+
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
+        rows = _run(self._connection, sql, args)
+        return rows[0] if rows else None
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        rows = _run(self._connection, sql, args)
+        return rows[0][0] if rows else None
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        try:
+            return self._connection.execute(_sqlite_text(sql), args).rowcount
+        except sqlite3.IntegrityError as exc:
+            raise IntegrityViolation(str(exc)) from exc
+
+
+async def get_database(request: Request) -> Database:
+    # async: FastAPI runs a plain function dependency in its thread pool.
+    database: Database = request.app.state.db
+    return database
+
+
+Db = Annotated[Database, Depends(get_database)]

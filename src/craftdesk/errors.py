@@ -31,6 +31,8 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from craftdesk.db import IntegrityViolation, Unavailable
+
 logger = logging.getLogger("craftdesk.errors")
 
 PROBLEM_JSON = "application/problem+json"
@@ -230,6 +232,13 @@ def install_error_handlers(app: FastAPI) -> None:
             detail = f"This path does not take that method. Use one of: {headers['Allow']}."
         return problem_response(exc.status_code, code, detail, headers)
 
+    @app.exception_handler(IntegrityViolation)
+    async def _conflict(request: Request, exc: IntegrityViolation) -> JSONResponse:
+        return problem_response(
+            409, "conflict", "The request conflicts with the current state. Reload and retry."
+        )
+
+    @app.exception_handler(Unavailable)
     @app.exception_handler(DBAPIError)
     @app.exception_handler(OSError)
     @app.exception_handler(TimeoutError)

@@ -1,13 +1,16 @@
-"""Cursor pagination: ``{"data": [...], "next_cursor": ...}`` with ``limit`` ≤ 100."""
+"""Cursor pagination: ``{"data": [...], "next_cursor": ...}`` with ``limit`` ≤ 100.
 
+A page's query asks for ``limit + 1`` rows after (or, newest first, before) the cursor's id;
+``page`` keeps ``limit`` of them and makes the next cursor from the last one kept.
+"""
+
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Generic, TypeVar
 
-from fastapi import Query
+from fastapi import Depends, Query
 from pydantic import BaseModel
-from sqlalchemy import Select
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute
 
+from craftdesk.db import Row
 from craftdesk.schemas import MAX_ID
 
 T = TypeVar("T")
@@ -22,40 +25,41 @@ class PageParams(BaseModel):
     limit: int = 50
     cursor: str | None = None
 
+    @property
+    def after(self) -> int:
+        """The id the page starts after, oldest first (past ``MAX_ID``: past every row)."""
+        return 0 if self.cursor is None else min(int(self.cursor), MAX_ID)
 
-def page_params(
+    @property
+    def before(self) -> int:
+        """The id the page starts before, newest first."""
+        return MAX_ID + 1 if self.cursor is None else min(int(self.cursor), MAX_ID + 1)
+
+    @property
+    def fetch(self) -> int:
+        """How many rows a page's query asks for: one more tells whether another page follows."""
+        return self.limit + 1
+
+
+async def page_params(
     limit: Annotated[int, Query(ge=1, le=100, description="Items per page, at most 100.")] = 50,
     cursor: Annotated[
         str | None,
         Query(pattern=r"^[0-9]{1,18}$", description="`next_cursor` of the previous page."),
     ] = None,
 ) -> PageParams:
-    return PageParams(limit=limit, cursor=cursor)
+    # async: FastAPI runs a plain function dependency in its thread pool.
+    return PageParams.model_construct(limit=limit, cursor=cursor)
 
 
-async def paginate(
-    session: AsyncSession,
-    stmt: Select[*tuple[Any, ...]],
-    id_column: InstrumentedAttribute[int],
-    params: PageParams,
-    *,
-    newest_first: bool = False,
-) -> tuple[list[Any], str | None]:
-    """One page of ``stmt`` ordered by ``id_column``, and the cursor of the next page."""
-    if params.cursor is not None:
-        after = int(params.cursor)
-        # Ids are 32-bit: a cursor past the largest is past every row, and must not reach
-        # PostgreSQL as an out-of-range integer.
-        if after <= MAX_ID:
-            stmt = stmt.where(id_column < after if newest_first else id_column > after)
-        elif not newest_first:
-            return [], None
-    stmt = stmt.order_by(id_column.desc() if newest_first else id_column).limit(params.limit + 1)
-    rows = list((await session.execute(stmt)).all())
-    has_more = len(rows) > params.limit
-    rows = rows[: params.limit]
-    next_cursor = None
-    if has_more:
-        last = rows[-1][0]
-        next_cursor = str(getattr(last, id_column.key, last))
-    return rows, next_cursor
+Pagination = Annotated[PageParams, Depends(page_params)]
+
+
+def page(
+    rows: Sequence[Row], params: PageParams, item: Callable[[Row], Any] = dict
+) -> dict[str, Any]:
+    """The page of ``rows`` (a query's ``params.fetch`` rows, each with an ``id``), each
+    made an item by ``item`` (by default the row as it is, as a dict)."""
+    kept = rows[: params.limit]
+    next_cursor = str(kept[-1]["id"]) if len(rows) > params.limit else None
+    return {"data": [item(row) for row in kept], "next_cursor": next_cursor}

@@ -3,7 +3,8 @@
 import json
 from typing import Annotated, Any
 
-from fastapi import Path
+import pydantic_core
+from fastapi import Path, Response
 from pydantic import BaseModel, BeforeValidator, ConfigDict, StringConstraints
 
 # PostgreSQL stores no NUL character in text: refuse it up front (422) on every backend,
@@ -48,3 +49,20 @@ def _digits(value: object) -> object:
 
 
 Id = Annotated[int, Path(ge=1, le=MAX_ID), BeforeValidator(_digits)]
+
+
+def respond(
+    content: Any, status_code: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    """``content`` (rows as dicts, lists, models) as the JSON response, serialized once.
+
+    A route that answers this way names its ``response_model`` for OpenAPI, and its query
+    selects exactly that model's fields: FastAPI would otherwise validate the same data
+    again on the way out.
+    """
+    return Response(
+        pydantic_core.to_json(content),
+        status_code=status_code,
+        headers=headers,
+        media_type="application/json",
+    )

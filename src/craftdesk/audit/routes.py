@@ -1,17 +1,18 @@
 """Reading the audit trail: owners and admins, from a signed-in dashboard session."""
 
 import datetime as dt
-from typing import Annotated, Any
+import json
+from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Response
 from pydantic import BaseModel
-from sqlalchemy import select
 
-from craftdesk.audit.models import AuditEvent
+from craftdesk.audit import queries
 from craftdesk.auth.sessions import CurrentUser
-from craftdesk.db import Session
+from craftdesk.db import Db, Row
 from craftdesk.errors import SESSION_ROUTE_ERRORS, Forbidden
-from craftdesk.pagination import Page, PageParams, page_params, paginate
+from craftdesk.pagination import Page, Pagination, page
+from craftdesk.schemas import respond
 
 router = APIRouter(prefix="/v1/audit-events", tags=["audit"], responses=SESSION_ROUTE_ERRORS)
 
@@ -39,33 +40,39 @@ class AuditEventOut(BaseModel):
     client_ip: str | None
 
 
-def _event_out(event: AuditEvent) -> AuditEventOut:
-    return AuditEventOut(
-        id=event.id,
-        occurred_at=event.occurred_at,
-        action=event.action,
-        actor=ActorOut(
-            type=event.actor_type,
-            user_id=event.actor_user_id,
-            email=event.actor_email,
-            key_id=event.actor_key_id,
-        ),
-        target=TargetOut(type=event.target_type, id=event.target_id, label=event.target_label),
-        details=event.details,
-        client_ip=event.client_ip,
-    )
+def _event_out(event: Row) -> dict[str, Any]:
+    details = event["details"]
+    return {
+        "id": event["id"],
+        "occurred_at": event["occurred_at"],
+        "action": event["action"],
+        "actor": {
+            "type": event["actor_type"],
+            "user_id": event["actor_user_id"],
+            "email": event["actor_email"],
+            "key_id": event["actor_key_id"],
+        },
+        "target": {
+            "type": event["target_type"],
+            "id": event["target_id"],
+            "label": event["target_label"],
+        },
+        "details": None if details is None else json.loads(details),
+        "client_ip": event["client_ip"],
+    }
 
 
-@router.get("", summary="The workspace's audit trail, newest first (owners and admins)")
-async def list_audit_events(
-    user: CurrentUser, session: Session, page: Annotated[PageParams, Depends(page_params)]
-) -> Page[AuditEventOut]:
+@router.get(
+    "",
+    summary="The workspace's audit trail, newest first (owners and admins)",
+    response_model=Page[AuditEventOut],
+)
+async def list_audit_events(user: CurrentUser, db: Db, params: Pagination) -> Response:
     if not user.manages_workspace:
         raise Forbidden(
             f"Only workspace owners and admins read the audit trail; you are a {user.role}. "
             "Ask an owner or admin.",
             code="insufficient_role",
         )
-    stmt = select(AuditEvent).where(AuditEvent.workspace_id == user.workspace_id)
-    rows, cursor = await paginate(session, stmt, AuditEvent.id, page, newest_first=True)
-    return Page(data=[_event_out(row[0]) for row in rows], next_cursor=cursor)
+    rows = await queries.list_events(db, user.workspace_id, params.before, params.fetch)
+    return respond(page(rows, params, _event_out))

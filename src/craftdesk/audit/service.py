@@ -5,13 +5,13 @@ Only what is listed here goes in: ids, emails, names, roles, key prefixes, a rea
 key, a password or the pepper.
 """
 
+import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from fastapi import Request
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from craftdesk.audit.models import AuditEvent
+from craftdesk.db import Transaction, utcnow
 
 Action = Literal[
     "key.created",
@@ -68,8 +68,8 @@ def client_ip(request: Request) -> str | None:
     return request.client.host if request.client is not None else None
 
 
-def record(
-    session: AsyncSession,
+async def record(
+    tx: Transaction,
     *,
     workspace_id: int | None,
     action: Action,
@@ -77,18 +77,21 @@ def record(
     target: Target,
     details: dict[str, Any] | None = None,
 ) -> None:
-    session.add(
-        AuditEvent(
-            workspace_id=workspace_id,
-            action=action,
-            actor_type=actor.type,
-            actor_user_id=actor.user_id,
-            actor_email=actor.email,
-            actor_key_id=actor.key_id,
-            target_type=target.type,
-            target_id=target.id,
-            target_label=target.label,
-            details=details,
-            client_ip=actor.ip,
-        )
+    await tx.execute(
+        """INSERT INTO audit_events (workspace_id, occurred_at, action, actor_type,
+               actor_user_id, actor_email, actor_key_id, target_type, target_id, target_label,
+               details, client_ip)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)""",
+        workspace_id,
+        utcnow(),
+        action,
+        actor.type,
+        actor.user_id,
+        actor.email,
+        actor.key_id,
+        target.type,
+        target.id,
+        target.label,
+        None if details is None else json.dumps(details),
+        actor.ip,
     )

@@ -33,13 +33,18 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import asyncpg
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from craftdesk.auth.permissions import scope_access
 from craftdesk.auth.principal import Principal, Quota
 from craftdesk.config import Settings
-from craftdesk.db import configure_sqlite_connection, utcnow
+from craftdesk.db import (
+    Database,
+    PostgresDatabase,
+    SqliteDatabase,
+    Unavailable,
+    configure_sqlite_connection,
+    utcnow,
+)
 from craftdesk.errors import (
     DatabaseUnavailable,
     Forbidden,
@@ -183,7 +188,9 @@ class _Batch:
             except Exception as exc:
                 logger.error(
                     "key gate: cannot check key %s (%s: %s)",
-                    attempt.public_id, type(exc).__name__, exc,
+                    attempt.public_id,
+                    type(exc).__name__,
+                    exc,
                 )
                 self.outcomes.append((attempt, _internal_error()))
         for workspace_id in sorted(groups):
@@ -232,26 +239,24 @@ class _Batch:
 
 
 class _PostgresStore:
-    """One statement per batch, through asyncpg itself, on a connection the gate keeps.
+    """One statement per batch, on a connection the gate keeps.
 
-    The connection is checked out of the engine's pool once. When it breaks (or a batch
-    times out), it is discarded along with the pool's idle connections, as SQLAlchemy does
-    when it sees a disconnect itself, so that every route reconnects; the next batch takes
-    a fresh one. An error from PostgreSQL itself leaves the connection in use.
+    The connection is taken from the database's pool once. When it breaks (or a batch
+    times out), it is discarded along with the pool's idle connections, so that every route
+    reconnects; the next batch takes a fresh one. An error from PostgreSQL itself leaves the
+    connection in use.
     """
 
-    def __init__(self, engine: AsyncEngine, settings: Settings):
-        self._engine = engine
+    def __init__(self, db: PostgresDatabase, settings: Settings):
+        self._pool = db.pool
         self._timeout = settings.db_timeout_seconds
         self._plan_quotas = {plan: settings.plan_quota(plan) for plan in PLANS}
-        self._connection: AsyncConnection | None = None
-        self._driver: Any = None
+        self._driver: asyncpg.Connection | None = None
 
     async def process(self, batch: _Batch) -> None:
         async with asyncio.timeout(self._timeout):
-            if self._connection is None:
-                self._connection = await self._engine.connect()
-                self._driver = (await self._connection.get_raw_connection()).driver_connection
+            if self._driver is None:
+                self._driver = await self._pool.acquire()
             try:
                 records = await counter.admit_postgres(
                     self._driver,
@@ -266,7 +271,7 @@ class _PostgresStore:
                 ):
                     raise
                 await self.close(invalidate=True)
-                await self._engine.dispose(close=False)
+                self._pool.expire_connections()
                 raise
         found = {record["public_id"]: record for record in records}
         demands = {demand.workspace_id: demand for demand in batch.check(found, _postgres_row)}
@@ -282,7 +287,9 @@ class _PostgresStore:
             # requests cannot be answered as counted gets its count back, and a 500 each.
             demand, record = demands.get(workspace_id), metered[workspace_id]
             if demand is not None and (
-                record["period_start"], record["quota"], record["wanted"]
+                record["period_start"],
+                record["quota"],
+                record["wanted"],
             ) == (demand.period.start, demand.limit, len(demand.key_ids)):
                 used[workspace_id] = record["used"]
                 continue
@@ -294,11 +301,11 @@ class _PostgresStore:
         batch.admit(used)
 
     async def close(self, *, invalidate: bool = False) -> None:
-        connection, self._connection, self._driver = self._connection, None, None
+        connection, self._driver = self._driver, None
         if connection is not None:
             if invalidate:
-                await connection.invalidate()
-            await connection.close()
+                connection.terminate()
+            await self._pool.release(connection)
 
 
 def _text(value: str | None) -> str | None:
@@ -335,18 +342,15 @@ class _SqliteStore:
     GIL back from the busy event loop, which can take 5 ms each). What could block is kept
     off the loop: the write lock is only tried (busy timeout 0) and retried after short
     sleeps until the database timeout, and the gate's connection leaves checkpoints (copying
-    the WAL into the database file, with an fsync) to a background task on the engine.
+    the WAL into the database file, with an fsync) to the database's background thread.
     """
 
     RETRY_SECONDS = 0.001
-    CHECKPOINT_SECONDS = 1.0
 
-    def __init__(self, engine: AsyncEngine, settings: Settings):
-        self._engine = engine
+    def __init__(self, db: SqliteDatabase, settings: Settings):
+        self._db = db
         self._timeout = settings.db_timeout_seconds
         self._connection: sqlite3.Connection | None = None
-        self._checkpoint: asyncio.Task[None] | None = None
-        self._last_checkpoint = 0.0
 
     async def process(self, batch: _Batch) -> None:
         loop = asyncio.get_running_loop()
@@ -355,11 +359,7 @@ class _SqliteStore:
             if loop.time() >= deadline:
                 raise TimeoutError("the SQLite write lock stayed taken")
             await asyncio.sleep(self.RETRY_SECONDS)
-        if loop.time() - self._last_checkpoint >= self.CHECKPOINT_SECONDS and (
-            self._checkpoint is None or self._checkpoint.done()
-        ):
-            self._last_checkpoint = loop.time()
-            self._checkpoint = asyncio.create_task(self._run_checkpoint())
+        self._db.checkpoint_soon()
 
     def _try(self, batch: _Batch) -> bool:
         """Run the batch's transaction; ``False`` if another connection holds the lock."""
@@ -394,9 +394,7 @@ class _SqliteStore:
         return True
 
     def _connect(self) -> sqlite3.Connection:
-        connection = sqlite3.connect(
-            self._engine.url.database or "", timeout=0, isolation_level=None
-        )
+        connection = sqlite3.connect(self._db.path, timeout=0, isolation_level=None)
         try:
             configure_sqlite_connection(connection)
             connection.execute("PRAGMA wal_autocheckpoint=0")
@@ -406,19 +404,7 @@ class _SqliteStore:
         self._connection = connection
         return connection
 
-    async def _run_checkpoint(self) -> None:
-        try:
-            async with self._engine.connect() as conn:
-                # On the driver itself: SQLAlchemy would first begin a transaction.
-                driver = (await conn.get_raw_connection()).driver_connection
-                assert driver is not None
-                await driver.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        except Exception as exc:  # the next one will try again
-            logger.warning("key gate: checkpoint failed (%s)", type(exc).__name__)
-
     async def close(self) -> None:
-        if self._checkpoint is not None:
-            await self._checkpoint
         if self._connection is not None:
             self._connection.close()
             self._connection = None
@@ -443,12 +429,12 @@ def _sqlite_row(row: tuple[Any, ...]) -> KeyRow:
 
 
 class KeyGate:
-    def __init__(self, engine: AsyncEngine, settings: Settings):
+    def __init__(self, db: Database, settings: Settings):
         self._settings = settings
         self._store: _PostgresStore | _SqliteStore = (
-            _SqliteStore(engine, settings)
-            if engine.dialect.name == "sqlite"
-            else _PostgresStore(engine, settings)
+            _SqliteStore(db, settings)
+            if isinstance(db, SqliteDatabase)
+            else _PostgresStore(db, settings)  # type: ignore[arg-type]
         )
         self._pending: list[_Attempt] = []
         self._wakeup = asyncio.Event()
@@ -491,7 +477,7 @@ class KeyGate:
             try:
                 await self._store.process(batch)
             except (
-                DBAPIError,
+                Unavailable,
                 asyncpg.PostgresError,
                 asyncpg.InterfaceError,
                 sqlite3.Error,

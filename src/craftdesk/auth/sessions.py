@@ -19,22 +19,17 @@ import anyio
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import APIKeyCookie
 from pydantic import BaseModel, Field
-from sqlalchemy import case, delete, null, select, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from craftdesk.audit.service import Actor, Target, client_ip, record
+from craftdesk.auth import queries
 from craftdesk.auth.bearer import bearer_token
-from craftdesk.auth.models import DashboardSession, LoginThrottle
 from craftdesk.auth.passwords import verify_password
 from craftdesk.auth.permissions import Role
 from craftdesk.config import Plan, Settings
-from craftdesk.db import Session, utcnow
+from craftdesk.db import Db, IntegrityViolation, Row, Transaction, utcnow
 from craftdesk.errors import SESSION_ROUTE_ERRORS, Forbidden, TooManyAttempts, Unauthorized
 from craftdesk.openapi import PUBLIC, no_store
 from craftdesk.schemas import NO_NUL, Body
-from craftdesk.workspaces.models import Membership, User, Workspace
 
 COOKIE = "craftdesk_session"
 CSRF_HEADER = "x-csrf-token"
@@ -111,7 +106,7 @@ session_cookie = APIKeyCookie(
 
 
 async def signed_in(
-    request: Request, session: Session, token: Annotated[str | None, Depends(session_cookie)]
+    request: Request, db: Db, token: Annotated[str | None, Depends(session_cookie)]
 ) -> SignedIn:
     if bearer_token(request) is not None:
         raise Forbidden(
@@ -121,45 +116,35 @@ async def signed_in(
         )
     if not token or len(token) > 128:
         raise _not_signed_in()
-    row = (
-        await session.execute(
-            select(DashboardSession, User.email, Membership, Workspace)
-            .join(User, User.id == DashboardSession.user_id)
-            .join(Membership, Membership.id == DashboardSession.membership_id)
-            .join(Workspace, Workspace.id == DashboardSession.workspace_id)
-            .where(DashboardSession.id == _digest(token))
-        )
-    ).first()
-    if row is None or row[0].expires_at <= utcnow():
+    row = await queries.signed_in(db, _digest(token))
+    if row is None or row["expires_at"] <= utcnow():
         raise _not_signed_in()
-    dashboard_session, email, membership, workspace = row
     if request.method not in SAFE_METHODS and not hmac.compare_digest(
         # As bytes: compare_digest refuses str with non-ASCII characters (a TypeError, a 500).
         request.headers.get(CSRF_HEADER, "").encode(),
-        dashboard_session.csrf_token.encode(),
+        row["csrf_token"].encode(),
     ):
         raise Forbidden(
             "Send the session's CSRF token in the X-CSRF-Token header.", code="csrf_failed"
         )
-    return _signed_in(dashboard_session, email, membership, workspace)
+    return _signed_in(row["id"], row["csrf_token"], row)
 
 
-def _signed_in(
-    dashboard_session: DashboardSession, email: str, membership: Membership, workspace: Workspace
-) -> SignedIn:
+def _signed_in(session_digest: str, csrf_token: str, row: Row) -> SignedIn:
+    """The user of a session (``row``: its user, membership and workspace)."""
     return SignedIn(
-        session_id=dashboard_session.id,
-        csrf_token=dashboard_session.csrf_token,
-        user_id=membership.user_id,
-        email=email,
-        membership_id=membership.id,
-        role=membership.role,
-        workspace_id=workspace.id,
-        workspace_slug=workspace.slug,
-        workspace_name=workspace.name,
-        plan=workspace.plan,
-        billing_anchor=workspace.billing_anchor,
-        quota_override=workspace.quota_override,
+        session_id=session_digest,
+        csrf_token=csrf_token,
+        user_id=row["user_id"],
+        email=row["email"],
+        membership_id=row["membership_id"],
+        role=row["role"],
+        workspace_id=row["workspace_id"],
+        workspace_slug=row["slug"],
+        workspace_name=row["name"],
+        plan=row["plan"],
+        billing_anchor=row["billing_anchor"],
+        quota_override=row["quota_override"],
     )
 
 
@@ -176,44 +161,26 @@ def _session_out(user: SignedIn) -> SessionOut:
 
 
 async def _count_attempt(
-    session: AsyncSession, throttle: str, now: dt.datetime, limit: int, lockout_seconds: int
-) -> None:
+    tx: Transaction, throttle: str, now: dt.datetime, limit: int, lockout_seconds: int
+) -> TooManyAttempts | None:
     """Count a sign-in attempt against ``throttle`` (an account, or a client address) before
     its password is checked, in one statement, so that concurrent guesses cannot outrun the
-    lock-out: past ``limit`` failures it is locked for a while (429). An expired lock starts
-    the count over."""
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    lock_over = LoginThrottle.locked_until <= now
-    failures, locked_until = (
-        await session.execute(
-            insert(LoginThrottle)
-            .values(account=throttle, failures=1)
-            .on_conflict_do_update(
-                index_elements=[LoginThrottle.account],
-                set_={
-                    "failures": case((lock_over, 1), else_=LoginThrottle.failures + 1),
-                    "locked_until": case((lock_over, null()), else_=LoginThrottle.locked_until),
-                },
-            )
-            .returning(LoginThrottle.failures, LoginThrottle.locked_until)
-        )
-    ).one()
+    lock-out: past ``limit`` failures it is locked for a while. Returns the 429 to answer
+    if it is locked (raised once the count is committed)."""
+    counted = await queries.count_attempt(tx, throttle, now)
+    failures, locked_until = counted["failures"], counted["locked_until"]
     if locked_until is None and failures > limit:
         locked_until = now + dt.timedelta(seconds=lockout_seconds)
-        await session.execute(
-            update(LoginThrottle)
-            .where(LoginThrottle.account == throttle, LoginThrottle.locked_until.is_(None))
-            .values(locked_until=locked_until)
-        )
+        await queries.lock(tx, throttle, locked_until)
         kind = "a client address" if throttle.startswith("i:") else "an account"
         logger.warning("sign-in: %s locked for %d s", kind, lockout_seconds)
-    if locked_until is not None:
-        retry_after = int((locked_until - now).total_seconds()) + 1
-        raise TooManyAttempts(
-            f"Too many failed sign-ins from here or for this account. Try again in "
-            f"{retry_after} s.",
-            headers={"Retry-After": str(retry_after)},
-        )
+    if locked_until is None:
+        return None
+    retry_after = int((locked_until - now).total_seconds()) + 1
+    return TooManyAttempts(
+        f"Too many failed sign-ins from here or for this account. Try again in {retry_after} s.",
+        headers={"Retry-After": str(retry_after)},
+    )
 
 
 def _invalid_login() -> Unauthorized:
@@ -231,9 +198,7 @@ def _invalid_login() -> Unauthorized:
     responses=no_store(201),
     openapi_extra=PUBLIC,
 )
-async def sign_in(
-    body: SignInBody, request: Request, response: Response, session: Session
-) -> SessionOut:
+async def sign_in(body: SignInBody, request: Request, response: Response, db: Db) -> SessionOut:
     """Failed sign-ins are audited only for real accounts of the workspace, so anonymous
     traffic cannot fill the trail (nor choose what it says); refused (429) attempts are not
     audited one by one."""
@@ -243,73 +208,57 @@ async def sign_in(
     # Prefixed, so that no account can be named like an address (at most 320 characters).
     account = f"a:{body.workspace}:{email}"
     address = f"i:{client_ip(request)}"
-    try:
-        await _count_attempt(
-            session, address, now, settings.login_max_failures_per_ip,
-            settings.login_lockout_seconds,
+    async with db.transaction() as tx:
+        refusal = await _count_attempt(
+            tx, address, now, settings.login_max_failures_per_ip, settings.login_lockout_seconds
+        ) or await _count_attempt(
+            tx, account, now, settings.login_max_failures, settings.login_lockout_seconds
         )
-        await _count_attempt(
-            session, account, now, settings.login_max_failures, settings.login_lockout_seconds
-        )
-    finally:
-        await session.commit()
-    row = (
-        await session.execute(
-            select(User, Membership, Workspace)
-            .join(Membership, Membership.user_id == User.id)
-            .join(Workspace, Workspace.id == Membership.workspace_id)
-            .where(User.email == email, Workspace.slug == body.workspace)
-        )
-    ).first()
-    password_hash = row[0].password_hash if row is not None else None
+    if refusal is not None:
+        raise refusal
     # No transaction stays open through the slow check: on SQLite it would hold the write
     # lock, and every API request waits on that to be counted.
-    await session.commit()
+    row = await queries.account(db, body.workspace, email)
+    password_hash = row["password_hash"] if row is not None else None
     if not await anyio.to_thread.run_sync(verify_password, body.password, password_hash):
         if row is not None:
-            user, membership, workspace = row
-            record(
-                session,
-                workspace_id=workspace.id,
-                action="session.sign_in_failed",
-                actor=Actor.anonymous(request),
-                target=Target("account", user.id, user.email),
-                details={"reason": "invalid_login", "workspace": workspace.slug},
-            )
-            await session.commit()
+            async with db.transaction() as tx:
+                await record(
+                    tx,
+                    workspace_id=row["workspace_id"],
+                    action="session.sign_in_failed",
+                    actor=Actor.anonymous(request),
+                    target=Target("account", row["user_id"], email),
+                    details={"reason": "invalid_login", "workspace": row["slug"]},
+                )
         raise _invalid_login()
     assert row is not None
-    user, membership, workspace = row
-    await session.execute(delete(LoginThrottle).where(LoginThrottle.account == account))
-    # The address's count is of failures: this attempt was none.
-    await session.execute(
-        update(LoginThrottle)
-        .where(LoginThrottle.account == address, LoginThrottle.locked_until.is_(None))
-        .values(failures=LoginThrottle.failures - 1)
-    )
-    token = secrets.token_urlsafe(32)
-    dashboard_session = DashboardSession(
-        id=_digest(token),
-        user_id=user.id,
-        workspace_id=workspace.id,
-        membership_id=membership.id,
-        csrf_token=secrets.token_urlsafe(32),
-        expires_at=now + dt.timedelta(seconds=settings.session_ttl_seconds),
-    )
-    session.add(dashboard_session)
-    record(
-        session,
-        workspace_id=workspace.id,
-        action="session.signed_in",
-        actor=Actor.user(request, user.id, user.email),
-        target=Target("account", user.id, user.email),
-        details={"role": membership.role},
-    )
+    token, csrf_token = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     try:
-        await session.commit()
-    except IntegrityError:
+        async with db.transaction() as tx:
+            await queries.forget(tx, account)
+            # The address's count is of failures: this attempt was none.
+            await queries.uncount_failure(tx, address)
+            await queries.insert_session(
+                tx,
+                session_digest=_digest(token),
+                user_id=row["user_id"],
+                workspace_id=row["workspace_id"],
+                membership_id=row["membership_id"],
+                csrf_token=csrf_token,
+                created_at=now,
+                expires_at=now + dt.timedelta(seconds=settings.session_ttl_seconds),
+            )
+            await record(
+                tx,
+                workspace_id=row["workspace_id"],
+                action="session.signed_in",
+                actor=Actor.user(request, row["user_id"], email),
+                target=Target("account", row["user_id"], email),
+                details={"role": row["role"]},
+            )
+    except IntegrityViolation:
         # The membership was removed while the password was being checked.
-        await session.rollback()
         raise _invalid_login() from None
     response.set_cookie(
         COOKIE,
@@ -321,7 +270,7 @@ async def sign_in(
         path="/",
     )
     response.headers["Cache-Control"] = "no-store"
-    return _session_out(_signed_in(dashboard_session, user.email, membership, workspace))
+    return _session_out(_signed_in(_digest(token), csrf_token, {**dict(row), "email": email}))
 
 
 @router.get("/current", summary="The signed-in session", responses=no_store(200))
@@ -331,9 +280,9 @@ async def current_session(user: CurrentUser, response: Response) -> SessionOut:
 
 
 @router.delete("/current", status_code=204, summary="Sign out")
-async def sign_out(user: CurrentUser, session: Session) -> Response:
-    await session.execute(delete(DashboardSession).where(DashboardSession.id == user.session_id))
-    await session.commit()
+async def sign_out(user: CurrentUser, db: Db) -> Response:
+    async with db.transaction() as tx:
+        await queries.delete_session(tx, user.session_id)
     response = Response(status_code=204)
     response.delete_cookie(COOKIE, path="/")
     return response

@@ -7,18 +7,17 @@ The assets are read once at import: a handful of small files, answered from memo
 """
 
 from pathlib import Path
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
-from sqlalchemy import select
 
 from craftdesk.assets import MEDIA_TYPES, Asset
 from craftdesk.auth.sessions import CurrentUser
-from craftdesk.db import Session
+from craftdesk.db import Db
 from craftdesk.errors import SESSION_ROUTE_ERRORS, NotFound
-from craftdesk.pagination import Page, PageParams, page_params, paginate
-from craftdesk.projects.models import Project
+from craftdesk.pagination import Page, Pagination, page
+from craftdesk.projects.queries import list_project_names
+from craftdesk.schemas import respond
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -55,10 +54,8 @@ class ProjectRef(BaseModel):
     "/v1/dashboard/projects",
     summary="The workspace's projects, for the project picker of custom-scope keys",
     responses=SESSION_ROUTE_ERRORS,
+    response_model=Page[ProjectRef],
 )
-async def dashboard_projects(
-    user: CurrentUser, session: Session, page: Annotated[PageParams, Depends(page_params)]
-) -> Page[ProjectRef]:
-    stmt = select(Project.id, Project.name).where(Project.workspace_id == user.workspace_id)
-    rows, cursor = await paginate(session, stmt, Project.id, page)
-    return Page(data=[ProjectRef(id=id_, name=name) for id_, name in rows], next_cursor=cursor)
+async def dashboard_projects(user: CurrentUser, db: Db, params: Pagination) -> Response:
+    rows = await list_project_names(db, user.workspace_id, params.after, params.fetch)
+    return respond(page(rows, params))

@@ -3,33 +3,32 @@
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field, field_validator
-from sqlalchemy import and_, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from craftdesk.audit.service import Action, Actor, Target, record
 from craftdesk.auth.permissions import RESOURCES, ResourceAccess, Scope, scope_access
 from craftdesk.auth.sessions import CurrentUser, SignedIn
 from craftdesk.auth.tokens import display_prefix
-from craftdesk.db import Session, utcnow
+from craftdesk.db import Db, IntegrityViolation, Queries, Transaction, utcnow
 from craftdesk.errors import (
     SESSION_ROUTE_ERRORS,
+    Conflict,
     Forbidden,
     NotFound,
     Unprocessable,
 )
+from craftdesk.keys import queries
 from craftdesk.keys import service as key_service
-from craftdesk.keys.models import ApiKey
+from craftdesk.keys.queries import ApiKeyRow, ListedKey
 from craftdesk.keys.service import MAX_GRACE_SECONDS, MAX_LIFETIME, issue_key, key_status
-from craftdesk.metering.models import KeyUsage
 from craftdesk.metering.periods import BillingPeriod
 from craftdesk.metering.usage import key_daily_series
 from craftdesk.openapi import no_store
-from craftdesk.pagination import Page, PageParams, page_params, paginate
-from craftdesk.projects.models import Project
-from craftdesk.schemas import Body, Id, Name
-from craftdesk.workspaces.models import User, Workspace
+from craftdesk.pagination import Page, Pagination
+from craftdesk.projects.queries import existing_project_ids
+from craftdesk.schemas import Body, Id, Name, respond
+from craftdesk.workspaces.queries import WorkspaceRow
 
 router = APIRouter(prefix="/v1/api-keys", tags=["api-keys"], responses=SESSION_ROUTE_ERRORS)
 
@@ -116,94 +115,71 @@ class KeyUsageOut(BaseModel):
     days: list[DayUsage]
 
 
-def _key_out(key: ApiKey, creator_email: str, requests: int) -> KeyOut:
-    return KeyOut(
-        id=key.id,
-        name=key.name,
-        prefix=display_prefix(key.public_id),
-        last_four=key.last_four,
-        scope=key.scope,
-        permissions=scope_access(key.scope, key.permissions),
-        project_ids=key.project_ids,
-        status=key_status(key, utcnow()),
-        created_at=key.created_at,
-        created_by=Creator(id=key.created_by_id, email=creator_email),
-        last_used_at=key.last_used_at,
-        expires_at=key.expires_at,
-        revoked_at=key.revoked_at,
-        rotated_from_id=key.rotated_from_id,
-        requests_this_period=requests,
-    )
+def _key_out(key: ApiKeyRow, creator_email: str, requests: int) -> dict[str, Any]:
+    """The ``KeyOut`` of a key, as JSON-ready data."""
+    return {
+        "id": key.id,
+        "name": key.name,
+        "prefix": display_prefix(key.public_id),
+        "last_four": key.last_four,
+        "scope": key.scope,
+        "permissions": scope_access(key.scope, key.permissions),
+        "project_ids": key.project_ids,
+        "status": key_status(key, utcnow()),
+        "created_at": key.created_at,
+        "created_by": {"id": key.created_by_id, "email": creator_email},
+        "last_used_at": key.last_used_at,
+        "expires_at": key.expires_at,
+        "revoked_at": key.revoked_at,
+        "rotated_from_id": key.rotated_from_id,
+        "requests_this_period": requests,
+    }
+
+
+def _listed_out(listed: ListedKey) -> dict[str, Any]:
+    return _key_out(*listed)
 
 
 def _period(user: SignedIn) -> BillingPeriod:
     return BillingPeriod.containing(user.billing_anchor, utcnow())
 
 
-def _workspace_keys_query(workspace_id: int, period: BillingPeriod):  # type: ignore[no-untyped-def]
-    """The workspace's keys with creator email and the period's count."""
-    return (
-        select(ApiKey, User.email, KeyUsage.requests)
-        .join(User, User.id == ApiKey.created_by_id)
-        .outerjoin(
-            KeyUsage,
-            and_(KeyUsage.api_key_id == ApiKey.id, KeyUsage.period_start == period.start),
-        )
-        .where(ApiKey.workspace_id == workspace_id)
-    )
-
-
-def _keys_query(user: SignedIn):  # type: ignore[no-untyped-def]
-    """Keys visible to the user with creator email and this period's count."""
-    stmt = _workspace_keys_query(user.workspace_id, _period(user))
-    if not user.manages_workspace:
-        stmt = stmt.where(ApiKey.created_by_id == user.user_id)
-    return stmt
-
-
-async def workspace_keys(session: AsyncSession, workspace: Workspace) -> list[KeyOut]:
+async def workspace_keys(db: Queries, workspace: WorkspaceRow) -> list[KeyOut]:
     """Every key of the workspace, newest first, as ``GET /v1/api-keys`` shows them to an
     owner: for the command line's ``key list``."""
     period = BillingPeriod.containing(workspace.billing_anchor, utcnow())
-    rows = await session.execute(
-        _workspace_keys_query(workspace.id, period).order_by(ApiKey.id.desc())
+    keys = await queries.list_keys(
+        db, workspace.id, period.start, created_by_id=None, before=2**31, limit=2**31 - 1
     )
-    return [_key_out(key, email, requests or 0) for key, email, requests in rows]
+    return [KeyOut.model_validate(_listed_out(listed)) for listed in keys]
 
 
-async def _visible_key(session: AsyncSession, user: SignedIn, key_id: int) -> KeyOut:
-    row = (await session.execute(_keys_query(user).where(ApiKey.id == key_id))).first()
-    if row is None:
+async def _visible_key(db: Queries, user: SignedIn, key_id: int) -> ListedKey:
+    listed = await queries.listed_key(db, user.workspace_id, _period(user).start, key_id)
+    if listed is None or not (user.manages_workspace or listed.key.created_by_id == user.user_id):
         raise NotFound(f"No API key {key_id} that you can see in this workspace.")
-    key, email, requests = row
-    return _key_out(key, email, requests or 0)
+    return listed
 
 
-async def _check_project_ids(session: AsyncSession, workspace_id: int, ids: list[int]) -> None:
-    found = set(
-        await session.scalars(
-            select(Project.id).where(Project.workspace_id == workspace_id, Project.id.in_(ids))
-        )
-    )
-    missing = sorted(set(ids) - found)
+async def _check_project_ids(db: Queries, workspace_id: int, ids: list[int]) -> None:
+    missing = sorted(set(ids) - await existing_project_ids(db, workspace_id, ids))
     if missing:
         raise Unprocessable(f"project_ids: no project {missing} in this workspace.")
 
 
-def _no_store(response: Response) -> None:
-    response.headers["Cache-Control"] = "no-store"
+NO_STORE = {"Cache-Control": "no-store"}
 
 
-def _audit(
-    session: AsyncSession,
+async def _audit(
+    tx: Transaction,
     request: Request,
     user: SignedIn,
     action: Action,
-    key: ApiKey,
+    key: ApiKeyRow,
     details: dict[str, Any],
 ) -> None:
-    record(
-        session,
+    await record(
+        tx,
         workspace_id=user.workspace_id,
         action=action,
         actor=Actor.user(request, user.user_id, user.email),
@@ -213,11 +189,13 @@ def _audit(
 
 
 @router.post(
-    "", status_code=201, summary="Generate a new key (shown once)", responses=no_store(201)
+    "",
+    status_code=201,
+    summary="Generate a new key (shown once)",
+    responses=no_store(201),
+    response_model=KeyCreated,
 )
-async def create_key(
-    body: KeyCreate, user: CurrentUser, session: Session, request: Request, response: Response
-) -> KeyCreated:
+async def create_key(body: KeyCreate, user: CurrentUser, db: Db, request: Request) -> Response:
     if body.scope == "custom":
         if user.plan != "business":
             raise Forbidden(
@@ -229,80 +207,91 @@ async def create_key(
         if all(getattr(permissions, r) == "none" for r in RESOURCES):
             raise Unprocessable("permissions: a custom key must grant read or write on something.")
         if body.project_ids:
-            await _check_project_ids(session, user.workspace_id, body.project_ids)
+            await _check_project_ids(db, user.workspace_id, body.project_ids)
     elif body.permissions is not None or body.project_ids is not None:
         raise Unprocessable("permissions and project_ids apply to the custom scope only.")
-    key, issued = await issue_key(
-        session,
-        pepper=request.app.state.settings.pepper,
-        workspace_id=user.workspace_id,
-        created_by_id=user.user_id,
-        membership_id=user.membership_id,
-        name=body.name,
-        scope=body.scope,
-        permissions=body.permissions.model_dump()
-        if body.scope == "custom" and body.permissions
-        else None,
-        project_ids=sorted(set(body.project_ids)) if body.project_ids else None,
-        expires_at=body.expires_at,
+    async with db.transaction() as tx:
+        key, issued = await issue_key(
+            tx,
+            pepper=request.app.state.settings.pepper,
+            workspace_id=user.workspace_id,
+            created_by_id=user.user_id,
+            membership_id=user.membership_id,
+            name=body.name,
+            scope=body.scope,
+            permissions=body.permissions.model_dump()
+            if body.scope == "custom" and body.permissions
+            else None,
+            project_ids=sorted(set(body.project_ids)) if body.project_ids else None,
+            expires_at=body.expires_at,
+        )
+        await _audit(tx, request, user, "key.created", key, {"scope": key.scope})
+    return respond({**_key_out(key, user.email, 0), "key": issued.key}, 201, NO_STORE)
+
+
+@router.get("", summary="List API keys", response_model=Page[KeyOut])
+async def list_keys(user: CurrentUser, db: Db, params: Pagination) -> Response:
+    keys = await queries.list_keys(
+        db,
+        user.workspace_id,
+        _period(user).start,
+        created_by_id=None if user.manages_workspace else user.user_id,
+        before=params.before,
+        limit=params.fetch,
     )
-    _audit(session, request, user, "key.created", key, {"scope": key.scope})
-    await session.commit()
-    _no_store(response)
-    return KeyCreated(**_key_out(key, user.email, 0).model_dump(), key=issued.key)
+    kept = keys[: params.limit]
+    next_cursor = str(kept[-1].key.id) if len(keys) > params.limit else None
+    return respond({"data": [_listed_out(listed) for listed in kept], "next_cursor": next_cursor})
 
 
-@router.get("", summary="List API keys")
-async def list_keys(
-    user: CurrentUser, session: Session, page: Annotated[PageParams, Depends(page_params)]
-) -> Page[KeyOut]:
-    rows, cursor = await paginate(session, _keys_query(user), ApiKey.id, page, newest_first=True)
-    return Page(
-        data=[_key_out(key, email, requests or 0) for key, email, requests in rows],
-        next_cursor=cursor,
-    )
+@router.get("/{key_id}", summary="Get an API key", response_model=KeyOut)
+async def get_key(key_id: Id, user: CurrentUser, db: Db) -> Response:
+    return respond(_listed_out(await _visible_key(db, user, key_id)))
 
 
-@router.get("/{key_id}", summary="Get an API key")
-async def get_key(key_id: Id, user: CurrentUser, session: Session) -> KeyOut:
-    return await _visible_key(session, user, key_id)
-
-
-@router.patch("/{key_id}", summary="Rename an API key")
+@router.patch("/{key_id}", summary="Rename an API key", response_model=KeyOut)
 async def rename_key(
-    key_id: Id, body: KeyRename, user: CurrentUser, session: Session, request: Request
-) -> KeyOut:
-    await _visible_key(session, user, key_id)
-    key = await session.get_one(ApiKey, key_id)
-    if key.name != body.name:
-        _audit(session, request, user, "key.renamed", key, {"from": key.name, "to": body.name})
-        key.name = body.name
-        await session.commit()
-    return await _visible_key(session, user, key_id)
+    key_id: Id, body: KeyRename, user: CurrentUser, db: Db, request: Request
+) -> Response:
+    async with db.transaction() as tx:
+        key, email, requests = await _visible_key(tx, user, key_id)
+        if key.name != body.name:
+            await queries.set_name(tx, key.id, body.name)
+            await _audit(tx, request, user, "key.renamed", key, {"from": key.name, "to": body.name})
+            key = key._replace(name=body.name)
+    return respond(_key_out(key, email, requests))
 
 
-@router.get("/{key_id}/usage", summary="A key's requests this billing period, per day")
-async def key_usage(key_id: Id, user: CurrentUser, session: Session) -> KeyUsageOut:
-    await _visible_key(session, user, key_id)
+@router.get(
+    "/{key_id}/usage",
+    summary="A key's requests this billing period, per day",
+    response_model=KeyUsageOut,
+)
+async def key_usage(key_id: Id, user: CurrentUser, db: Db) -> Response:
+    await _visible_key(db, user, key_id)
     period = _period(user)
-    total, days = await key_daily_series(session, key_id, period)
-    return KeyUsageOut(
-        key_id=key_id,
-        period_start=period.start,
-        period_end=period.end,
-        requests=total,
-        days=[DayUsage(date=day, requests=n) for day, n in days],
+    total, days = await key_daily_series(db, key_id, period)
+    return respond(
+        {
+            "key_id": key_id,
+            "period_start": period.start,
+            "period_end": period.end,
+            "requests": total,
+            "days": [{"date": day, "requests": n} for day, n in days],
+        }
     )
 
 
-@router.delete("/{key_id}", summary="Revoke an API key (at once, everywhere)")
-async def revoke_key(key_id: Id, user: CurrentUser, session: Session, request: Request) -> KeyOut:
-    await _visible_key(session, user, key_id)
-    key = await session.get_one(ApiKey, key_id)
-    actor = Actor.user(request, user.user_id, user.email)
-    if key_service.revoke_key(session, key, actor=actor):
-        await session.commit()
-    return await _visible_key(session, user, key_id)
+@router.delete(
+    "/{key_id}", summary="Revoke an API key (at once, everywhere)", response_model=KeyOut
+)
+async def revoke_key(key_id: Id, user: CurrentUser, db: Db, request: Request) -> Response:
+    async with db.transaction() as tx:
+        key, _, _ = await _visible_key(tx, user, key_id)
+        actor = Actor.user(request, user.user_id, user.email)
+        await key_service.revoke_key(tx, key, actor=actor)
+        listed = await _visible_key(tx, user, key_id)
+    return respond(_listed_out(listed))
 
 
 @router.post(
@@ -310,32 +299,36 @@ async def revoke_key(key_id: Id, user: CurrentUser, session: Session, request: R
     status_code=201,
     summary="Rotate: a new key, the old one expires",
     responses=no_store(201),
+    response_model=KeyCreated,
 )
 async def rotate_key(
-    key_id: Id,
-    body: KeyRotate,
-    user: CurrentUser,
-    session: Session,
-    request: Request,
-    response: Response,
-) -> KeyCreated:
+    key_id: Id, body: KeyRotate, user: CurrentUser, db: Db, request: Request
+) -> Response:
     """Only the key's creator rotates it: the new secret acts as its creator, so anyone else
     would be handed a key that acts as another person. Owners and admins may revoke it."""
-    old_out = await _visible_key(session, user, key_id)
-    old = await session.get_one(ApiKey, key_id)
-    if old.created_by_id != user.user_id:
-        raise Forbidden(
-            f"Only the key's creator ({old_out.created_by.email}) can rotate it, because the "
-            "new key acts as them. Revoke it instead, or ask them to rotate it.",
-            code="not_key_creator",
-        )
-    key, issued = await key_service.rotate_key(
-        session,
-        old,
-        pepper=request.app.state.settings.pepper,
-        grace_seconds=body.expire_old_after_seconds,
-        actor=Actor.user(request, user.user_id, user.email),
-    )
-    await session.commit()
-    _no_store(response)
-    return KeyCreated(**_key_out(key, user.email, 0).model_dump(), key=issued.key)
+    try:
+        async with db.transaction() as tx:
+            old, creator_email, _ = await _visible_key(tx, user, key_id)
+            if old.created_by_id != user.user_id:
+                raise Forbidden(
+                    f"Only the key's creator ({creator_email}) can rotate it, because the "
+                    "new key acts as them. Revoke it instead, or ask them to rotate it.",
+                    code="not_key_creator",
+                )
+            locked = await queries.lock_key(tx, user.workspace_id, key_id)
+            assert locked is not None
+            key, issued = await key_service.rotate_key(
+                tx,
+                locked,
+                plan=user.plan,
+                pepper=request.app.state.settings.pepper,
+                grace_seconds=body.expire_old_after_seconds,
+                actor=Actor.user(request, user.user_id, user.email),
+            )
+    except IntegrityViolation:
+        # Another rotation of the same key committed first (the unique rotated_from_id).
+        successor = await queries.successor_id(db, key_id)
+        raise Conflict(
+            f"Key {key_id} was already rotated: its successor is key {successor}."
+        ) from None
+    return respond({**_key_out(key, user.email, 0), "key": issued.key}, 201, NO_STORE)

@@ -3,15 +3,12 @@
 import datetime as dt
 from typing import Any, Literal
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from craftdesk.audit.service import Action, Actor, Target, record
 from craftdesk.auth.tokens import IssuedKey, display_prefix, generate_key, hash_key
-from craftdesk.db import utcnow
+from craftdesk.db import Transaction, utcnow
 from craftdesk.errors import Conflict, Forbidden
-from craftdesk.keys.models import ApiKey
-from craftdesk.workspaces.models import Workspace
+from craftdesk.keys import queries
+from craftdesk.keys.queries import ApiKeyRow
 
 KeyStatus = Literal["active", "expired", "revoked"]
 MAX_GRACE_SECONDS = 30 * 24 * 3600
@@ -20,7 +17,7 @@ MAX_LIFETIME = dt.timedelta(days=5 * 365)
 
 
 async def issue_key(
-    session: AsyncSession,
+    tx: Transaction,
     *,
     pepper: bytes,
     workspace_id: int,
@@ -32,13 +29,14 @@ async def issue_key(
     project_ids: list[int] | None = None,
     expires_at: dt.datetime | None = None,
     rotated_from_id: int | None = None,
-) -> tuple[ApiKey, IssuedKey]:
+) -> tuple[ApiKeyRow, IssuedKey]:
     """Store a new key's hash and return the row with the key, to be shown exactly once.
 
     The key acts for ``created_by_id`` through ``membership_id``, their membership of the
     workspace, and works only as long as that membership exists."""
     issued = generate_key()
-    api_key = ApiKey(
+    api_key = await queries.insert_key(
+        tx,
         public_id=issued.public_id,
         workspace_id=workspace_id,
         created_by_id=created_by_id,
@@ -50,14 +48,13 @@ async def issue_key(
         permissions=permissions,
         project_ids=project_ids,
         expires_at=expires_at,
+        created_at=utcnow(),
         rotated_from_id=rotated_from_id,
     )
-    session.add(api_key)
-    await session.flush()
     return api_key, issued
 
 
-def key_status(key: ApiKey, now: dt.datetime) -> KeyStatus:
+def key_status(key: ApiKeyRow, now: dt.datetime) -> KeyStatus:
     if key.revoked_at is not None:
         return "revoked"
     if key.expires_at is not None and key.expires_at <= now:
@@ -65,11 +62,11 @@ def key_status(key: ApiKey, now: dt.datetime) -> KeyStatus:
     return "active"
 
 
-def _audit(
-    session: AsyncSession, actor: Actor, action: Action, key: ApiKey, details: dict[str, Any]
+async def _audit(
+    tx: Transaction, actor: Actor, action: Action, key: ApiKeyRow, details: dict[str, Any]
 ) -> None:
-    record(
-        session,
+    await record(
+        tx,
         workspace_id=key.workspace_id,
         action=action,
         actor=actor,
@@ -78,33 +75,38 @@ def _audit(
     )
 
 
-def revoke_key(session: AsyncSession, key: ApiKey, *, actor: Actor) -> bool:
+async def revoke_key(tx: Transaction, key: ApiKeyRow, *, actor: Actor) -> bool:
     """Revoke the key from its next request on, and audit it. Revoking twice is harmless:
     returns whether this call revoked it."""
-    if key.revoked_at is not None:
+    if not await queries.set_revoked(tx, key.id, utcnow()):
         return False
-    key.revoked_at = utcnow()
-    _audit(session, actor, "key.revoked", key, {})
+    await _audit(tx, actor, "key.revoked", key, {})
     return True
 
 
 async def rotate_key(
-    session: AsyncSession, old: ApiKey, *, pepper: bytes, grace_seconds: int, actor: Actor
-) -> tuple[ApiKey, IssuedKey]:
+    tx: Transaction,
+    old: ApiKeyRow,
+    *,
+    plan: str,
+    pepper: bytes,
+    grace_seconds: int,
+    actor: Actor,
+) -> tuple[ApiKeyRow, IssuedKey]:
     """Issue a key with the old one's name, scope and creator; the old one expires after
     ``grace_seconds`` (0 = now, at most ``MAX_GRACE_SECONDS``). If the old key had an expiry,
     the new one gets the same lifetime from now (at most ``MAX_LIFETIME``). A revoked,
     expired or already rotated key is not rotated (409), nor a custom key off the Business
-    plan (403 ``plan_required``)."""
+    plan (403 ``plan_required``). ``old`` is read in ``tx`` (``queries.lock_key``), and ``plan``
+    is its workspace's."""
     now = utcnow()
     status = key_status(old, now)
     if status != "active" or old.membership_id is None:
         raise Conflict(f"Key {old.id} is {status}: generate a new key instead.")
-    successor = await session.scalar(select(ApiKey.id).where(ApiKey.rotated_from_id == old.id))
+    successor = await queries.successor_id(tx, old.id)
     if successor is not None:
         # Concurrent rotations meet the unique rotated_from_id instead (409 too).
         raise Conflict(f"Key {old.id} was already rotated: its successor is key {successor}.")
-    plan = await session.scalar(select(Workspace.plan).where(Workspace.id == old.workspace_id))
     if old.scope == "custom" and plan != "business":
         raise Forbidden(
             "Custom-scope keys work on the Business plan only: this key cannot be rotated "
@@ -115,7 +117,7 @@ async def rotate_key(
         min(old.expires_at - old.created_at, MAX_LIFETIME) if old.expires_at is not None else None
     )
     key, issued = await issue_key(
-        session,
+        tx,
         pepper=pepper,
         workspace_id=old.workspace_id,
         created_by_id=old.created_by_id,
@@ -128,12 +130,14 @@ async def rotate_key(
         rotated_from_id=old.id,
     )
     grace_end = now + dt.timedelta(seconds=grace_seconds)
-    if old.expires_at is None or old.expires_at > grace_end:
-        old.expires_at = grace_end
+    old_expires_at = old.expires_at
+    if old_expires_at is None or old_expires_at > grace_end:
+        old_expires_at = grace_end
+        await queries.set_expiry(tx, old.id, old_expires_at)
     successor_details = {
         "new_key_id": key.id,
         "new_prefix": display_prefix(key.public_id),
-        "old_key_expires_at": old.expires_at.isoformat(),
+        "old_key_expires_at": old_expires_at.isoformat(),
     }
-    _audit(session, actor, "key.rotated", old, successor_details)
+    await _audit(tx, actor, "key.rotated", old, successor_details)
     return key, issued

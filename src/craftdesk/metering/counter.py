@@ -135,7 +135,12 @@ async def admit_postgres(
     """
     public_ids, key_hashes, slugs = (list(column) for column in zip(*attempts, strict=True))
     arguments = [
-        public_ids, key_hashes, slugs, now, list(plan_quotas), list(plan_quotas.values()),
+        public_ids,
+        key_hashes,
+        slugs,
+        now,
+        list(plan_quotas),
+        list(plan_quotas.values()),
         last_used_before,
     ]
     rows: list[Any] = await conn.fetch(POSTGRES_ADMIT, *arguments)
@@ -191,7 +196,9 @@ def _uncounted(rows: list[Any]) -> dict[int, dt.datetime]:
 
 
 def meter_sqlite(
-    cursor: sqlite3.Cursor, demands: Sequence[Demand], stale_key_ids: list[int],
+    cursor: sqlite3.Cursor,
+    demands: Sequence[Demand],
+    stale_key_ids: list[int],
     now: dt.datetime,
 ) -> dict[int, int]:
     """Admit and count inside a ``BEGIN IMMEDIATE`` transaction; counts before the batch."""

@@ -5,7 +5,7 @@ from pydantic import BaseModel
 
 from craftdesk.auth.sessions import CurrentUser
 from craftdesk.config import Plan
-from craftdesk.db import Session
+from craftdesk.db import Db
 from craftdesk.errors import SESSION_ROUTE_ERRORS
 from craftdesk.metering.usage import workspace_quota
 
@@ -22,9 +22,9 @@ class WorkspaceUsageOut(BaseModel):
 
 
 @router.get("", summary="The workspace's plan, quota and use this billing period")
-async def get_usage(user: CurrentUser, session: Session, request: Request) -> WorkspaceUsageOut:
+async def get_usage(user: CurrentUser, db: Db, request: Request) -> WorkspaceUsageOut:
     quota = await workspace_quota(
-        session,
+        db,
         request.app.state.settings,
         workspace_id=user.workspace_id,
         plan=user.plan,

@@ -2,13 +2,10 @@
 
 import datetime as dt
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from craftdesk.auth.principal import Quota
 from craftdesk.config import Settings
-from craftdesk.db import utcnow
-from craftdesk.metering.models import KeyDailyUsage, KeyUsage, WorkspaceUsage
+from craftdesk.db import Queries, utcnow
+from craftdesk.metering import queries
 from craftdesk.metering.periods import BillingPeriod
 
 
@@ -17,7 +14,7 @@ def quota_limit(settings: Settings, plan: str, override: int | None) -> int:
 
 
 async def workspace_quota(
-    session: AsyncSession,
+    db: Queries,
     settings: Settings,
     *,
     workspace_id: int,
@@ -26,33 +23,19 @@ async def workspace_quota(
     billing_anchor: dt.datetime,
 ) -> Quota:
     period = BillingPeriod.containing(billing_anchor, utcnow())
-    used = await session.scalar(
-        select(WorkspaceUsage.requests).where(
-            WorkspaceUsage.workspace_id == workspace_id,
-            WorkspaceUsage.period_start == period.start,
-        )
-    )
-    return Quota(quota_limit(settings, plan, quota_override), used or 0, period)
+    used = await queries.workspace_used(db, workspace_id, period.start)
+    return Quota(quota_limit(settings, plan, quota_override), used, period)
 
 
 async def key_daily_series(
-    session: AsyncSession, api_key_id: int, period: BillingPeriod
+    db: Queries, api_key_id: int, period: BillingPeriod
 ) -> tuple[int, list[tuple[dt.date, int]]]:
     """This period's count of the key, and its count per day of the period up to today."""
-    in_period = await session.scalar(
-        select(KeyUsage.requests).where(
-            KeyUsage.api_key_id == api_key_id, KeyUsage.period_start == period.start
-        )
-    )
+    in_period = await queries.key_used(db, api_key_id, period.start)
     first = period.start.date()
     last = min(utcnow(), period.end).date()
-    rows = await session.execute(
-        select(KeyDailyUsage.day, KeyDailyUsage.requests).where(
-            KeyDailyUsage.api_key_id == api_key_id,
-            KeyDailyUsage.day >= first,
-            KeyDailyUsage.day <= last,
-        )
-    )
-    by_day = {day: count for day, count in rows}
+    by_day = {
+        row["day"]: row["requests"] for row in await queries.key_days(db, api_key_id, first, last)
+    }
     days = [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
-    return in_period or 0, [(day, by_day.get(day, 0)) for day in days]
+    return in_period, [(day, by_day.get(day, 0)) for day in days]

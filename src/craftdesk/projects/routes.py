@@ -1,24 +1,22 @@
 import datetime as dt
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Response
 from pydantic import BaseModel
-from sqlalchemy import select
 
 from craftdesk.auth.bearer import KeyRoute, require_permission
 from craftdesk.auth.principal import Principal
-from craftdesk.db import Session
+from craftdesk.db import Db, utcnow
 from craftdesk.errors import KEY_ROUTE_ERRORS, NotFound
-from craftdesk.pagination import Page, PageParams, page_params, paginate
-from craftdesk.projects.models import Project, Task
-from craftdesk.schemas import Body, Id, Text, Title
+from craftdesk.pagination import Page, Pagination, page
+from craftdesk.projects import queries
+from craftdesk.schemas import Body, Id, Text, Title, respond
 
 router = APIRouter(
     prefix="/v1/projects", tags=["projects"], responses=KEY_ROUTE_ERRORS, route_class=KeyRoute
 )
 
 Status = Literal["todo", "doing", "done"]
-Pagination = Annotated[PageParams, Depends(page_params)]
 
 
 class ProjectOut(BaseModel):
@@ -58,151 +56,161 @@ class TaskUpdate(Body):
     status: Status | None = None
 
 
-def _project_out(project: Project) -> ProjectOut:
-    return ProjectOut.model_validate(project, from_attributes=True)
+def _no_project(project_id: int) -> NotFound:
+    return NotFound(f"No project {project_id} in this workspace.")
 
 
-def _task_out(task: Task) -> TaskOut:
-    return TaskOut.model_validate(task, from_attributes=True)
+def _no_task(project_id: int, task_id: int) -> NotFound:
+    return NotFound(f"No task {task_id} in project {project_id} of this workspace.")
 
 
-async def _project(session: Session, principal: Principal, project_id: int) -> Project:
-    principal.require_project(project_id)
-    project = await session.get(Project, project_id)
-    if project is None or project.workspace_id != principal.workspace_id:
-        raise NotFound(f"No project {project_id} in this workspace.")
-    return project
-
-
-async def _task(session: Session, principal: Principal, project_id: int, task_id: int) -> Task:
-    principal.require_project(project_id)
-    task = await session.get(Task, task_id)
-    if task is None or task.project_id != project_id or task.workspace_id != principal.workspace_id:
-        raise NotFound(f"No task {task_id} in project {project_id} of this workspace.")
-    return task
-
-
-@router.get("", summary="List projects")
+@router.get("", summary="List projects", response_model=Page[ProjectOut])
 async def list_projects(
-    session: Session,
+    db: Db,
     principal: Annotated[Principal, require_permission("projects", "read")],
-    page: Pagination,
-) -> Page[ProjectOut]:
-    stmt = select(Project).where(Project.workspace_id == principal.workspace_id)
-    if principal.project_ids is not None:
-        stmt = stmt.where(Project.id.in_(principal.project_ids))
-    rows, cursor = await paginate(session, stmt, Project.id, page)
-    return Page(data=[_project_out(row[0]) for row in rows], next_cursor=cursor)
+    params: Pagination,
+) -> Response:
+    rows = await queries.list_projects(
+        db, principal.workspace_id, params.after, params.fetch, principal.project_ids
+    )
+    return respond(page(rows, params))
 
 
-@router.post("", status_code=201, summary="Create a project")
+@router.post("", status_code=201, summary="Create a project", response_model=ProjectOut)
 async def create_project(
     body: ProjectCreate,
-    session: Session,
+    db: Db,
     principal: Annotated[Principal, require_permission("projects", "write")],
-) -> ProjectOut:
+) -> Response:
     principal.require_all_projects()
-    project = Project(workspace_id=principal.workspace_id, **body.model_dump())
-    session.add(project)
-    await session.commit()
-    return _project_out(project)
+    async with db.transaction() as tx:
+        row = await queries.create_project(
+            tx, principal.workspace_id, body.name, body.description, utcnow()
+        )
+    return respond(dict(row), 201)
 
 
-@router.get("/{project_id}", summary="Get a project")
+@router.get("/{project_id}", summary="Get a project", response_model=ProjectOut)
 async def get_project(
     project_id: Id,
-    session: Session,
+    db: Db,
     principal: Annotated[Principal, require_permission("projects", "read")],
-) -> ProjectOut:
-    return _project_out(await _project(session, principal, project_id))
+) -> Response:
+    principal.require_project(project_id)
+    row = await queries.get_project(db, principal.workspace_id, project_id)
+    if row is None:
+        raise _no_project(project_id)
+    return respond(dict(row))
 
 
-@router.patch("/{project_id}", summary="Update a project")
+@router.patch("/{project_id}", summary="Update a project", response_model=ProjectOut)
 async def update_project(
     project_id: Id,
     body: ProjectUpdate,
-    session: Session,
+    db: Db,
     principal: Annotated[Principal, require_permission("projects", "write")],
-) -> ProjectOut:
-    project = await _project(session, principal, project_id)
-    for field, value in body.model_dump(exclude_unset=True, exclude_none=True).items():
-        setattr(project, field, value)
-    await session.commit()
-    return _project_out(project)
+) -> Response:
+    principal.require_project(project_id)
+    async with db.transaction() as tx:
+        row = await queries.update_project(
+            tx, principal.workspace_id, project_id, body.name, body.description, utcnow()
+        )
+    if row is None:
+        raise _no_project(project_id)
+    return respond(dict(row))
 
 
 @router.delete("/{project_id}", status_code=204, summary="Delete a project and its tasks")
 async def delete_project(
     project_id: Id,
-    session: Session,
+    db: Db,
     principal: Annotated[Principal, require_permission("projects", "delete")],
 ) -> Response:
-    project = await _project(session, principal, project_id)
-    await session.delete(project)
-    await session.commit()
+    principal.require_project(project_id)
+    async with db.transaction() as tx:
+        deleted = await queries.delete_project(tx, principal.workspace_id, project_id)
+    if not deleted:
+        raise _no_project(project_id)
     return Response(status_code=204)
 
 
-@router.get("/{project_id}/tasks", summary="List a project's tasks")
+@router.get("/{project_id}/tasks", summary="List a project's tasks", response_model=Page[TaskOut])
 async def list_tasks(
     project_id: Id,
-    session: Session,
+    db: Db,
     principal: Annotated[Principal, require_permission("tasks", "read")],
-    page: Pagination,
-) -> Page[TaskOut]:
-    await _project(session, principal, project_id)
-    stmt = select(Task).where(Task.project_id == project_id)
-    rows, cursor = await paginate(session, stmt, Task.id, page)
-    return Page(data=[_task_out(row[0]) for row in rows], next_cursor=cursor)
+    params: Pagination,
+) -> Response:
+    principal.require_project(project_id)
+    rows = await queries.list_tasks(
+        db, principal.workspace_id, project_id, params.after, params.fetch
+    )
+    if rows is None:
+        raise _no_project(project_id)
+    return respond(page(rows, params))
 
 
-@router.post("/{project_id}/tasks", status_code=201, summary="Create a task")
+@router.post(
+    "/{project_id}/tasks", status_code=201, summary="Create a task", response_model=TaskOut
+)
 async def create_task(
     project_id: Id,
     body: TaskCreate,
-    session: Session,
+    db: Db,
     principal: Annotated[Principal, require_permission("tasks", "write")],
-) -> TaskOut:
-    await _project(session, principal, project_id)
-    task = Task(workspace_id=principal.workspace_id, project_id=project_id, **body.model_dump())
-    session.add(task)
-    await session.commit()
-    return _task_out(task)
+) -> Response:
+    principal.require_project(project_id)
+    async with db.transaction() as tx:
+        row = await queries.create_task(
+            tx, principal.workspace_id, project_id, body.title, body.status, utcnow()
+        )
+    if row is None:
+        raise _no_project(project_id)
+    return respond(dict(row), 201)
 
 
-@router.get("/{project_id}/tasks/{task_id}", summary="Get a task")
+@router.get("/{project_id}/tasks/{task_id}", summary="Get a task", response_model=TaskOut)
 async def get_task(
     project_id: Id,
     task_id: Id,
-    session: Session,
+    db: Db,
     principal: Annotated[Principal, require_permission("tasks", "read")],
-) -> TaskOut:
-    return _task_out(await _task(session, principal, project_id, task_id))
+) -> Response:
+    principal.require_project(project_id)
+    row = await queries.get_task(db, principal.workspace_id, project_id, task_id)
+    if row is None:
+        raise _no_task(project_id, task_id)
+    return respond(dict(row))
 
 
-@router.patch("/{project_id}/tasks/{task_id}", summary="Update a task")
+@router.patch("/{project_id}/tasks/{task_id}", summary="Update a task", response_model=TaskOut)
 async def update_task(
     project_id: Id,
     task_id: Id,
     body: TaskUpdate,
-    session: Session,
+    db: Db,
     principal: Annotated[Principal, require_permission("tasks", "write")],
-) -> TaskOut:
-    task = await _task(session, principal, project_id, task_id)
-    for field, value in body.model_dump(exclude_unset=True, exclude_none=True).items():
-        setattr(task, field, value)
-    await session.commit()
-    return _task_out(task)
+) -> Response:
+    principal.require_project(project_id)
+    async with db.transaction() as tx:
+        row = await queries.update_task(
+            tx, principal.workspace_id, project_id, task_id, body.title, body.status, utcnow()
+        )
+    if row is None:
+        raise _no_task(project_id, task_id)
+    return respond(dict(row))
 
 
 @router.delete("/{project_id}/tasks/{task_id}", status_code=204, summary="Delete a task")
 async def delete_task(
     project_id: Id,
     task_id: Id,
-    session: Session,
+    db: Db,
     principal: Annotated[Principal, require_permission("tasks", "delete")],
 ) -> Response:
-    task = await _task(session, principal, project_id, task_id)
-    await session.delete(task)
-    await session.commit()
+    principal.require_project(project_id)
+    async with db.transaction() as tx:
+        deleted = await queries.delete_task(tx, principal.workspace_id, project_id, task_id)
+    if not deleted:
+        raise _no_task(project_id, task_id)
     return Response(status_code=204)

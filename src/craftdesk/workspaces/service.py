@@ -3,15 +3,12 @@
 import re
 import secrets
 
-from sqlalchemy import delete, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from craftdesk.audit.service import CLI, Actor, Target, record
 from craftdesk.auth.passwords import hash_password
-from craftdesk.db import utcnow
+from craftdesk.db import Queries, Transaction, utcnow
 from craftdesk.errors import Conflict, Unprocessable
-from craftdesk.keys.models import ApiKey
-from craftdesk.workspaces.models import Membership, User, Workspace
+from craftdesk.workspaces import queries
+from craftdesk.workspaces.queries import MembershipRow, WorkspaceRow
 
 
 def slugify(name: str) -> str:
@@ -20,66 +17,56 @@ def slugify(name: str) -> str:
 
 
 async def create_workspace(
-    session: AsyncSession,
+    tx: Transaction,
     *,
     name: str,
     owner_email: str,
     owner_password: str | None,
     plan: str = "free",
-) -> Workspace:
+) -> WorkspaceRow:
     slug = slugify(name)
-    if await session.scalar(select(Workspace.id).where(Workspace.slug == slug)) is not None:
+    if await queries.workspace_by_slug(tx, slug) is not None:
         slug = f"{slug}-{secrets.token_hex(3)}"
-    workspace = Workspace(name=name, slug=slug, plan=plan)
-    session.add(workspace)
-    await session.flush()
-    await add_member(
-        session, workspace, email=owner_email, password=owner_password, role="owner"
-    )
+    workspace = await queries.insert_workspace(tx, name, slug, plan, utcnow())
+    await add_member(tx, workspace, email=owner_email, password=owner_password, role="owner")
     return workspace
 
 
 async def add_member(
-    session: AsyncSession,
-    workspace: Workspace,
+    tx: Transaction,
+    workspace: WorkspaceRow,
     *,
     email: str,
     password: str | None,
     role: str,
     actor: Actor = CLI,
-) -> Membership:
+) -> MembershipRow:
     """Add a user (created if new, with ``password``; an existing user keeps their password)
     to the workspace."""
     email = email.strip().lower()
-    user = await session.scalar(select(User).where(User.email == email))
+    now = utcnow()
+    user = await queries.user_by_email(tx, email)
     if user is None:
         if not password:
             raise Unprocessable(f"{email} has no account yet: a password is needed for it.")
-        user = User(email=email, password_hash=hash_password(password))
-        session.add(user)
-        await session.flush()
-    existing = await session.scalar(
-        select(Membership).where(
-            Membership.workspace_id == workspace.id, Membership.user_id == user.id
-        )
-    )
-    if existing is not None:
-        raise Conflict(f"{email} is already a member of {workspace.slug}.")
-    membership = Membership(workspace_id=workspace.id, user_id=user.id, role=role)
-    session.add(membership)
-    await session.flush()
-    record(
-        session,
+        user_id = await queries.insert_user(tx, email, hash_password(password), now)
+    else:
+        user_id = user["id"]
+        if await queries.membership_of_user(tx, workspace.id, user_id) is not None:
+            raise Conflict(f"{email} is already a member of {workspace.slug}.")
+    membership_id = await queries.insert_membership(tx, workspace.id, user_id, role, now)
+    await record(
+        tx,
         workspace_id=workspace.id,
         action="member.added",
         actor=actor,
-        target=Target("member", membership.id, email),
+        target=Target("member", membership_id, email),
         details={"role": role},
     )
-    return membership
+    return MembershipRow(membership_id, workspace.id, user_id, role, now, email)
 
 
-async def remove_member(session: AsyncSession, membership: Membership) -> int:
+async def remove_member(tx: Transaction, membership: MembershipRow) -> int:
     """Remove the membership, revoke every key its user made here, and end their sessions.
     Returns how many keys were revoked.
 
@@ -89,19 +76,11 @@ async def remove_member(session: AsyncSession, membership: Membership) -> int:
     are then revoked, those created while it was being removed included. Adding the person
     back makes a new membership: nothing of the old one works again.
     """
-    await session.execute(delete(Membership).where(Membership.id == membership.id))
-    revoked = await session.execute(
-        update(ApiKey)
-        .where(
-            ApiKey.workspace_id == membership.workspace_id,
-            ApiKey.created_by_id == membership.user_id,
-            ApiKey.membership_id.is_(None),
-            ApiKey.revoked_at.is_(None),
-        )
-        .values(revoked_at=utcnow())
+    await queries.delete_membership(tx, membership.id)
+    return await queries.revoke_orphaned_keys(
+        tx, membership.workspace_id, membership.user_id, utcnow()
     )
-    return revoked.rowcount  # type: ignore[attr-defined, no-any-return]
 
 
-async def get_workspace(session: AsyncSession, slug: str) -> Workspace | None:
-    return await session.scalar(select(Workspace).where(Workspace.slug == slug))
+async def get_workspace(db: Queries, slug: str) -> WorkspaceRow | None:
+    return await queries.workspace_by_slug(db, slug)

@@ -1,0 +1,179 @@
+"""The SQL of API keys (the dashboard's and the CLI's; the key gate has its own)."""
+
+import datetime as dt
+import json
+from typing import Any, NamedTuple
+
+from craftdesk.db import Queries, Row, Transaction
+
+KEY = """id, public_id, workspace_id, created_by_id, membership_id, name, last_four, scope,
+         permissions, project_ids, expires_at, created_at, last_used_at, revoked_at,
+         rotated_from_id"""
+
+
+class ApiKeyRow(NamedTuple):
+    """A key as stored, without its hash."""
+
+    id: int
+    public_id: str
+    workspace_id: int
+    created_by_id: int
+    membership_id: int | None
+    name: str
+    last_four: str
+    scope: str
+    permissions: dict[str, Any] | None
+    project_ids: list[int] | None
+    expires_at: dt.datetime | None
+    created_at: dt.datetime
+    last_used_at: dt.datetime | None
+    revoked_at: dt.datetime | None
+    rotated_from_id: int | None
+
+    @classmethod
+    def of(cls, row: Row | tuple[Any, ...]) -> "ApiKeyRow":
+        values = list(row)
+        for index in (8, 9):  # permissions, project_ids: JSON text on both dialects
+            if values[index] is not None:
+                values[index] = json.loads(values[index])
+        return cls(*values)
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value)
+
+
+async def insert_key(
+    tx: Transaction,
+    *,
+    public_id: str,
+    workspace_id: int,
+    created_by_id: int,
+    membership_id: int,
+    name: str,
+    key_hash: bytes,
+    last_four: str,
+    scope: str,
+    permissions: dict[str, Any] | None,
+    project_ids: list[int] | None,
+    expires_at: dt.datetime | None,
+    created_at: dt.datetime,
+    rotated_from_id: int | None,
+) -> ApiKeyRow:
+    row = await tx.fetchrow(
+        f"""INSERT INTO api_keys (public_id, workspace_id, created_by_id, membership_id, name,
+                key_hash, last_four, scope, permissions, project_ids, expires_at, created_at,
+                rotated_from_id)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::json, $10::json, $11, $12, $13)
+            RETURNING {KEY}""",
+        public_id,
+        workspace_id,
+        created_by_id,
+        membership_id,
+        name,
+        key_hash,
+        last_four,
+        scope,
+        _json(permissions),
+        _json(project_ids),
+        expires_at,
+        created_at,
+        rotated_from_id,
+    )
+    assert row is not None
+    return ApiKeyRow.of(row)
+
+
+async def get_key(db: Queries, workspace_id: int, key_id: int) -> ApiKeyRow | None:
+    row = await db.fetchrow(
+        f"SELECT {KEY} FROM api_keys WHERE id = $1 AND workspace_id = $2", key_id, workspace_id
+    )
+    return None if row is None else ApiKeyRow.of(row)
+
+
+async def lock_key(tx: Transaction, workspace_id: int, key_id: int) -> ApiKeyRow | None:
+    """The key, locked for the rest of the transaction (on SQLite the transaction holds the
+    database's write lock already)."""
+    lock = " FOR UPDATE" if tx.dialect == "postgresql" else ""
+    row = await tx.fetchrow(
+        f"SELECT {KEY} FROM api_keys WHERE id = $1 AND workspace_id = $2{lock}",
+        key_id,
+        workspace_id,
+    )
+    return None if row is None else ApiKeyRow.of(row)
+
+
+async def successor_id(db: Queries, key_id: int) -> int | None:
+    value: int | None = await db.fetchval(
+        "SELECT id FROM api_keys WHERE rotated_from_id = $1", key_id
+    )
+    return value
+
+
+async def set_revoked(tx: Transaction, key_id: int, now: dt.datetime) -> bool:
+    """Revoke the key unless it is already: returns whether this revoked it."""
+    return (
+        await tx.execute(
+            "UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+            key_id,
+            now,
+        )
+        > 0
+    )
+
+
+async def set_expiry(tx: Transaction, key_id: int, expires_at: dt.datetime) -> None:
+    await tx.execute("UPDATE api_keys SET expires_at = $2 WHERE id = $1", key_id, expires_at)
+
+
+async def set_name(tx: Transaction, key_id: int, name: str) -> None:
+    await tx.execute("UPDATE api_keys SET name = $2 WHERE id = $1", key_id, name)
+
+
+# A key as the dashboard lists it: with its creator's email and its count this period.
+_LISTED = f"""SELECT {", ".join("k." + c.strip() for c in KEY.split(","))}, u.email,
+                     COALESCE(ku.requests, 0)
+              FROM api_keys AS k
+              JOIN users AS u ON u.id = k.created_by_id
+              LEFT JOIN key_usage AS ku ON ku.api_key_id = k.id AND ku.period_start = $2
+              WHERE k.workspace_id = $1"""
+
+
+class ListedKey(NamedTuple):
+    key: ApiKeyRow
+    creator_email: str
+    requests_this_period: int
+
+    @classmethod
+    def of(cls, row: Row) -> "ListedKey":
+        values = tuple(row)
+        return cls(ApiKeyRow.of(values[:-2]), values[-2], values[-1])
+
+
+async def list_keys(
+    db: Queries,
+    workspace_id: int,
+    period_start: dt.datetime,
+    *,
+    created_by_id: int | None,
+    before: int,
+    limit: int,
+) -> list[ListedKey]:
+    """A page of the workspace's keys, newest first (only ``created_by_id``'s, if given)."""
+    mine = "" if created_by_id is None else "AND k.created_by_id = $5"
+    rows = await db.fetch(
+        f"{_LISTED} AND k.id < $3 {mine} ORDER BY k.id DESC LIMIT $4",
+        workspace_id,
+        period_start,
+        before,
+        limit,
+        *(() if created_by_id is None else (created_by_id,)),
+    )
+    return [ListedKey.of(row) for row in rows]
+
+
+async def listed_key(
+    db: Queries, workspace_id: int, period_start: dt.datetime, key_id: int
+) -> ListedKey | None:
+    row = await db.fetchrow(f"{_LISTED} AND k.id = $3", workspace_id, period_start, key_id)
+    return None if row is None else ListedKey.of(row)
