@@ -209,13 +209,16 @@ async def seed(
     over the table as they would in a shared one. Then ANALYZE, as a live database would be.
     """
     from sqlalchemy import insert, select, text
+    from sqlalchemy.ext.asyncio import create_async_engine
 
-    from craftdesk.db import create_engine, make_sessionmaker, utcnow
+    from craftdesk.config import Settings
+    from craftdesk.db import Database, utcnow
     from craftdesk.keys.service import issue_key
     from craftdesk.projects.models import Project, Task
     from craftdesk.workspaces.models import Membership, User, Workspace
 
-    engine = create_engine(url, timeout=60)
+    # The filler rows go in bulk through SQLAlchemy Core; the keys through the service.
+    engine = create_async_engine(url)
     now = utcnow()
     try:
         async with engine.begin() as conn:
@@ -237,19 +240,20 @@ async def seed(
 
         keys: dict[str, list[str]] = {}
         key_ids: dict[str, list[int]] = {}
-        async with make_sessionmaker(engine)() as session:
+        db = await Database.open(url, Settings(database_url=url, db_timeout_seconds=60))
+        async with db.transaction() as tx:
             for route in routes:
                 if route.keyed and not route.peer:
                     keys[route.name], key_ids[route.name] = [], []
                     for n in range(args.bench_keys):
                         api_key, issued = await issue_key(
-                            session, pepper=PEPPER.encode(), workspace_id=workspace_id,
+                            tx, pepper=PEPPER.encode(), workspace_id=workspace_id,
                             created_by_id=owner_id, membership_id=membership_id,
                             name=f"bench {route.name} {n}", scope="full",
                         )
                         keys[route.name].append(issued.key)
                         key_ids[route.name].append(api_key.id)
-            await session.commit()
+        await db.close()
         bench_keys = sum(len(ids) for ids in key_ids.values())
 
         filler_keys = max(0, total_keys - bench_keys)
@@ -398,13 +402,13 @@ class Stored:
 
 async def stored(url: str, setup: Setup) -> Stored:
     from sqlalchemy import func, select
+    from sqlalchemy.ext.asyncio import create_async_engine
 
-    from craftdesk.db import create_engine
     from craftdesk.keys.models import ApiKey
     from craftdesk.metering.models import KeyDailyUsage, KeyUsage, WorkspaceUsage
     from craftdesk.projects.models import Task
 
-    engine = create_engine(url)
+    engine = create_async_engine(url)
 
     async def total(conn: Any, query: Any) -> int:
         return int((await conn.execute(query)).scalar() or 0)

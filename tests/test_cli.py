@@ -11,13 +11,11 @@ from select import select as wait_readable
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import select, text
 
-from craftdesk.audit.models import AuditEvent
 from craftdesk.auth.tokens import parse_key
 from craftdesk.cli import connection_budget_warning
 from craftdesk.config import Settings
-from craftdesk.db import create_engine
+from craftdesk.db import Database
 from craftdesk.workspaces.service import create_workspace
 from tests.conftest import TEST_PEPPER, bearer
 from tests.live.server import free_port, server_env
@@ -107,12 +105,13 @@ async def test_workspace_member_and_key_from_the_command_line(
     parse_key(key)
     assert key not in key_run.stderr
 
-    async with app.state.sessionmaker() as session:
-        audited = await session.scalar(
-            select(AuditEvent).where(AuditEvent.action == "key.created")
-        )
-    assert audited is not None and audited.actor_type == "cli" and audited.target_label == "CI"
-    assert key not in str(audited.details)
+    audited = await app.state.db.fetchrow(
+        "SELECT actor_type, target_label, details FROM audit_events WHERE action = $1",
+        "key.created",
+    )
+    assert audited is not None
+    assert audited["actor_type"] == "cli" and audited["target_label"] == "CI"
+    assert key not in str(audited["details"])
 
     me = (await client.get("/v1/auth/key", headers=bearer(key))).json()
     assert me["scope"] == "read_only" and me["role"] == "member" and me["workspace"]["slug"] == slug
@@ -185,11 +184,12 @@ async def test_serve_warns_when_its_workers_could_open_more_connections_than_pos
     database_url: str,
 ) -> None:
     settings = Settings(_env_file=None, database_url=database_url)  # type: ignore[call-arg]
-    engine = create_engine(database_url)
-    async with engine.connect() as conn:
-        limit = int(await conn.scalar(text("SHOW max_connections")))
-        reserved = int(await conn.scalar(text("SHOW superuser_reserved_connections")))
-    await engine.dispose()
+    db = await Database.open(database_url, settings)
+    try:
+        limit = int(await db.fetchval("SHOW max_connections"))
+        reserved = int(await db.fetchval("SHOW superuser_reserved_connections"))
+    finally:
+        await db.close()
     fits = (limit - reserved) // settings.db_max_connections
     assert await connection_budget_warning(settings, fits) is None
     warning = await connection_budget_warning(settings, fits + 1)
@@ -380,11 +380,8 @@ def test_bad_arguments_are_one_line_and_non_zero(args: tuple[str, ...], words: l
 async def test_bad_input_found_in_the_database_is_one_line_and_non_zero(
     database_url: str, app: FastAPI
 ) -> None:
-    async with app.state.sessionmaker() as session:
-        await create_workspace(
-            session, name="Acme", owner_email="o@acme.test", owner_password="pw-1"
-        )
-        await session.commit()
+    async with app.state.db.transaction() as tx:
+        await create_workspace(tx, name="Acme", owner_email="o@acme.test", owner_password="pw-1")
     for args, stdin, words in [
         (
             ("workspace", "create", "--name", "A", "--owner-email", "n@a.test")

@@ -7,17 +7,15 @@ its own tests); each test runs only the commands it is about, each a real subpro
 
 import json
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import select
 
-from craftdesk.audit.models import AuditEvent
 from craftdesk.db import utcnow
 from craftdesk.keys.service import issue_key
-from craftdesk.workspaces.models import Membership, User, Workspace
+from craftdesk.workspaces.queries import WorkspaceRow, membership_by_email, workspace_by_slug
 from craftdesk.workspaces.service import add_member, create_workspace
 from tests.conftest import bearer
 from tests.test_cli import assert_one_line_error, run
@@ -27,14 +25,13 @@ DEV = "dev@acme.test"
 PASSWORDS = {OWNER: "owner-pw-1", DEV: "dev-pw-1"}
 
 
-async def acme(app: FastAPI) -> Workspace:
+async def acme(app: FastAPI) -> WorkspaceRow:
     """Workspace ``acme`` with its owner and a member."""
-    async with app.state.sessionmaker() as session:
+    async with app.state.db.transaction() as tx:
         workspace = await create_workspace(
-            session, name="Acme", owner_email=OWNER, owner_password=PASSWORDS[OWNER]
+            tx, name="Acme", owner_email=OWNER, owner_password=PASSWORDS[OWNER]
         )
-        await add_member(session, workspace, email=DEV, password=PASSWORDS[DEV], role="member")
-        await session.commit()
+        await add_member(tx, workspace, email=DEV, password=PASSWORDS[DEV], role="member")
     return workspace
 
 
@@ -42,17 +39,13 @@ async def new_key(
     app: FastAPI, email: str, name: str, scope: str = "full", **options: Any
 ) -> tuple[int, str]:
     """A key of ``email`` in acme: its id and the key."""
-    async with app.state.sessionmaker() as session:
-        membership = (
-            await session.execute(
-                select(Membership)
-                .join(User, User.id == Membership.user_id)
-                .join(Workspace, Workspace.id == Membership.workspace_id)
-                .where(User.email == email, Workspace.slug == "acme")
-            )
-        ).scalar_one()
+    async with app.state.db.transaction() as tx:
+        workspace = await workspace_by_slug(tx, "acme")
+        assert workspace is not None
+        membership = await membership_by_email(tx, workspace.id, email)
+        assert membership is not None
         key, issued = await issue_key(
-            session,
+            tx,
             pepper=app.state.settings.pepper,
             workspace_id=membership.workspace_id,
             created_by_id=membership.user_id,
@@ -61,7 +54,6 @@ async def new_key(
             scope=scope,
             **options,
         )
-        await session.commit()
     return key.id, issued.key
 
 
@@ -70,13 +62,28 @@ async def status_of(client: httpx.AsyncClient, key: str) -> tuple[int, str | Non
     return response.status_code, response.json().get("code")
 
 
+class AuditEvent(NamedTuple):
+    actor_type: str
+    target_id: int | None
+    target_label: str | None
+    details: dict[str, Any] | None
+
+
 async def cli_events(app: FastAPI, action: str) -> list[AuditEvent]:
-    async with app.state.sessionmaker() as session:
-        return list(
-            await session.scalars(
-                select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.id)
-            )
+    rows = await app.state.db.fetch(
+        """SELECT actor_type, target_id, target_label, details FROM audit_events
+           WHERE action = $1 ORDER BY id""",
+        action,
+    )
+    return [
+        AuditEvent(
+            row["actor_type"],
+            row["target_id"],
+            row["target_label"],
+            None if row["details"] is None else json.loads(row["details"]),
         )
+        for row in rows
+    ]
 
 
 @pytest.fixture
@@ -180,11 +187,8 @@ async def test_rotating_a_revoked_or_expired_key_or_another_workspaces_is_refuse
     assert_one_line_error(run(database_url, "key", "rotate", "acme", str(expired_id)), "expired")
     assert_one_line_error(run(database_url, "key", "rotate", "acme", str(revoked_id)), "revoked")
 
-    async with app.state.sessionmaker() as session:
-        await create_workspace(
-            session, name="Other", owner_email="x@other.test", owner_password="pw-x"
-        )
-        await session.commit()
+    async with app.state.db.transaction() as tx:
+        await create_workspace(tx, name="Other", owner_email="x@other.test", owner_password="pw-x")
     assert_one_line_error(run(database_url, "key", "revoke", "other", str(expired_id)), "no key")
 
 

@@ -322,7 +322,7 @@ def cmd_member_add(args: argparse.Namespace, settings: Settings) -> str:
 def cmd_member_list(args: argparse.Namespace, settings: Settings) -> str:
     async def work(tx: Transaction) -> str:
         workspace = await _workspace(tx, args.slug)
-        members = await list_members(tx, workspace.id, 0, 2**31 - 1)
+        members = await list_members(tx, workspace.id, 0, MAX_ID)
         return "\n".join(
             f"{m['id']}\t{m['email']}\t{m['role']}\t{_when(m['created_at'])}" for m in members
         )

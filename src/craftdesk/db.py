@@ -127,8 +127,7 @@ class Row(Protocol):
 
 
 class Queries(Protocol):
-    """What a query module runs its SQL on: the ``Database`` (each statement on its own,
-    reads only) or a ``Transaction`` (statements that commit together)."""
+    """What a query module reads with: the ``Database`` or a transaction."""
 
     dialect: str
 
@@ -140,6 +139,14 @@ class Queries(Protocol):
 
 
 class Transaction(Queries, Protocol):
+    """What a query module writes with: a ``db.transaction()``, whose statements commit
+    together, or the ``Database`` itself, where each statement commits on its own (a write
+    of one statement needs no more: it is atomic, and costs no BEGIN and COMMIT)."""
+
+    async def write(self, sql: str, *args: Any) -> Row | None:
+        """Run a write; returns its first row (of ``RETURNING``), if any."""
+        ...
+
     async def execute(self, sql: str, *args: Any) -> int:
         """Run a write; returns how many rows it changed."""
         ...
@@ -173,6 +180,14 @@ class Database:
         row = await self.fetchrow(sql, *args)
         return None if row is None else row[0]
 
+    async def write(self, sql: str, *args: Any) -> Row | None:
+        async with self.transaction() as tx:
+            return await tx.write(sql, *args)
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        async with self.transaction() as tx:
+            return await tx.execute(sql, *args)
+
     def transaction(self) -> AbstractAsyncContextManager[Transaction]:
         raise NotImplementedError
 
@@ -189,10 +204,13 @@ class DatabaseSettings(Protocol):
 # ---- PostgreSQL ------------------------------------------------------------------------
 
 
-async def _no_reset(connection: asyncpg.Connection) -> None:
-    """A connection goes back to the pool as it is: the application sets no session state
-    (no LISTEN, advisory lock or SET) and ends every transaction, so asyncpg's reset query
-    would be one more round trip per request for nothing."""
+async def _reset(connection: asyncpg.Connection) -> None:
+    """What a connection needs before it goes back to the pool: only a rollback, if it is
+    still in a transaction (a request cut short). The application sets no session state
+    (no LISTEN, advisory lock or SET), so asyncpg's reset query would be one more round trip
+    per request for nothing."""
+    if connection.is_in_transaction():
+        await connection.execute("ROLLBACK")
 
 
 class PostgresDatabase(Database):
@@ -209,57 +227,78 @@ class PostgresDatabase(Database):
             url.replace("postgresql+asyncpg://", "postgresql://", 1),
             min_size=0,
             max_size=settings.db_max_connections,
-            # A busy pool keeps its connections: opening one per request (with its TLS
-            # attempt) costs more than the request.
-            max_inactive_connection_lifetime=300,
+            # The pool keeps its connections (0: no timer per release either): opening one
+            # per request (with its TLS attempt) costs more than the request.
+            max_inactive_connection_lifetime=0,
             timeout=settings.db_timeout_seconds,
             command_timeout=10 * settings.db_timeout_seconds,
-            reset=_no_reset,
+            reset=_reset,
         )
         return cls(pool, settings)
 
-    @asynccontextmanager
-    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+    async def _acquire(self) -> asyncpg.Connection:
         """A connection of the pool, waiting up to the pool timeout for one to be free."""
-        pool = self.pool
         try:
             async with asyncio.timeout(self._settings.db_pool_timeout_seconds):
-                connection = await pool.acquire()
-        except (
-            OSError,
-            TimeoutError,
-            asyncpg.PostgresConnectionError,
-            asyncpg.InterfaceError,
-        ) as exc:
+                return await self.pool.acquire()
+        except _UNREACHABLE as exc:
             raise Unavailable(type(exc).__name__) from exc
-        try:
-            yield connection
-        except (
-            OSError,
-            asyncpg.PostgresConnectionError,
-            asyncpg.InterfaceError,
-            asyncpg.exceptions.AdminShutdownError,
-        ) as exc:
+
+    def _failed(self, connection: asyncpg.Connection, exc: BaseException) -> BaseException:
+        """What to raise for ``exc``, raised while using ``connection``."""
+        if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
+            return IntegrityViolation(exc.sqlstate)
+        if isinstance(exc, _BROKEN):
             # A broken connection: drop it, and the idle ones that may be as dead.
             connection.terminate()
-            pool.expire_connections()
-            raise Unavailable(type(exc).__name__) from exc
-        except TimeoutError as exc:
+            self.pool.expire_connections()
+            return Unavailable(type(exc).__name__)
+        if isinstance(exc, TimeoutError):
             connection.terminate()
-            raise Unavailable(type(exc).__name__) from exc
-        except asyncpg.IntegrityConstraintViolationError as exc:
-            raise IntegrityViolation(exc.sqlstate) from exc
-        finally:
-            await pool.release(connection)
+            return Unavailable(type(exc).__name__)
+        return exc
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
-        async with self.connection() as connection:
-            return await connection.fetch(sql, *args)
+        connection = await self._acquire()
+        try:
+            return await connection.fetch(sql, *args)  # type: ignore[no-any-return]
+        except Exception as exc:
+            failure = self._failed(connection, exc)
+            if failure is exc:
+                raise
+            raise failure from exc
+        finally:
+            await self.pool.release(connection)
+
+    async def write(self, sql: str, *args: Any) -> Row | None:
+        rows = await self.fetch(sql, *args)
+        return rows[0] if rows else None
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        connection = await self._acquire()
+        try:
+            return _rowcount(await connection.execute(sql, *args))
+        except Exception as exc:
+            failure = self._failed(connection, exc)
+            if failure is exc:
+                raise
+            raise failure from exc
+        finally:
+            await self.pool.release(connection)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
-        async with self.connection() as connection, connection.transaction():
-            yield _PostgresTransaction(connection)
+        connection = await self._acquire()
+        try:
+            async with connection.transaction():
+                yield _PostgresTransaction(connection)
+        except Exception as exc:
+            failure = self._failed(connection, exc)
+            if failure is exc:
+                raise
+            raise failure from exc
+        finally:
+            await self.pool.release(connection)
 
     async def close(self) -> None:
         await self.pool.close()
@@ -280,10 +319,26 @@ class _PostgresTransaction:
     async def fetchval(self, sql: str, *args: Any) -> Any:
         return await self._connection.fetchval(sql, *args)
 
+    async def write(self, sql: str, *args: Any) -> Row | None:
+        return await self._connection.fetchrow(sql, *args)  # type: ignore[no-any-return]
+
     async def execute(self, sql: str, *args: Any) -> int:
-        status = await self._connection.execute(sql, *args)
-        last = status.rsplit(" ", 1)[-1]
-        return int(last) if last.isdigit() else 0
+        return _rowcount(await self._connection.execute(sql, *args))
+
+
+_UNREACHABLE = (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError)
+_BROKEN = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.AdminShutdownError,
+)
+
+
+def _rowcount(status: str) -> int:
+    """The rows a command changed, from its status (``UPDATE 3``, ``INSERT 0 1``)."""
+    last = status.rsplit(" ", 1)[-1]
+    return int(last) if last.isdigit() else 0
 
 
 # ---- SQLite ----------------------------------------------------------------------------
@@ -430,6 +485,10 @@ class _SqliteTransaction:
     async def fetchval(self, sql: str, *args: Any) -> Any:
         rows = _run(self._connection, sql, args)
         return rows[0][0] if rows else None
+
+    async def write(self, sql: str, *args: Any) -> Row | None:
+        rows = _run(self._connection, sql, args)
+        return rows[0] if rows else None
 
     async def execute(self, sql: str, *args: Any) -> int:
         try:

@@ -1,6 +1,7 @@
 """Cursor pagination: ``{"data": [...], "next_cursor": ...}`` with ``limit`` ≤ 100.
 
-A page's query asks for ``limit + 1`` rows after (or, newest first, before) the cursor's id;
+A page's query asks for ``limit + 1`` rows after (or, newest first, before) the cursor's id
+(``after``, ``up_to``);
 ``page`` keeps ``limit`` of them and makes the next cursor from the last one kept.
 """
 
@@ -31,9 +32,9 @@ class PageParams(BaseModel):
         return 0 if self.cursor is None else min(int(self.cursor), MAX_ID)
 
     @property
-    def before(self) -> int:
-        """The id the page starts before, newest first."""
-        return MAX_ID + 1 if self.cursor is None else min(int(self.cursor), MAX_ID + 1)
+    def up_to(self) -> int:
+        """The largest id the page may hold, newest first (ids are 32-bit on PostgreSQL)."""
+        return MAX_ID if self.cursor is None else min(int(self.cursor) - 1, MAX_ID)
 
     @property
     def fetch(self) -> int:

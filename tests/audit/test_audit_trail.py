@@ -11,10 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
-from sqlalchemy import select
 
-from craftdesk.audit.models import AuditEvent
 from craftdesk.audit.service import CLI, Target, record
 from craftdesk.db import utcnow
 from tests.conftest import PASSWORD, TEST_PEPPER, World, bearer, sign_in
@@ -218,9 +217,8 @@ async def test_anonymous_sign_in_attempts_do_not_fill_the_trail(
         if response.status_code == 429:
             assert int(response.headers["retry-after"]) > 0
     assert statuses == [401] * allowed + [429] * 5
-    async with app.state.sessionmaker() as session:
-        stored = (await session.scalars(select(AuditEvent))).all()
-    assert [e.action for e in stored] == ["member.added"]  # the owner's, nothing since
+    stored = await app.state.db.fetch("SELECT action FROM audit_events ORDER BY id")
+    assert [e["action"] for e in stored] == ["member.added"]  # the owner's, nothing since
 
 
 async def test_owners_and_admins_read_the_trail_members_get_403(
@@ -300,8 +298,7 @@ async def test_the_trail_never_holds_a_key_a_password_or_the_pepper(
     await client.delete(f"/v1/members/{member.membership_id}", headers=bearer(owner_key))
 
     listed = (await client.get("/v1/audit-events")).text
-    async with app.state.sessionmaker() as session:
-        stored = str([vars(e) for e in (await session.scalars(select(AuditEvent))).all()])
+    stored = str([dict(e) for e in await app.state.db.fetch("SELECT * FROM audit_events")])
     secrets_ = [created["key"], rotated["key"], owner_key, PASSWORD, wrong_password, TEST_PEPPER]
     for secret in secrets_:
         assert secret not in listed and secret not in stored
@@ -313,29 +310,29 @@ async def test_the_trail_never_holds_a_key_a_password_or_the_pepper(
 async def test_record_joins_the_callers_transaction(app: FastAPI, world: World) -> None:
     workspace, _ = await world.workspace()
 
-    def add(session: Any) -> None:
-        record(
-            session,
+    async def add(tx: Any) -> None:
+        await record(
+            tx,
             workspace_id=workspace.id,
             action="member.added",
             actor=CLI,
             target=Target("member", None, "x@example.com"),
         )
 
-    async with app.state.sessionmaker() as session:
-        add(session)
-        await session.rollback()
-    async with app.state.sessionmaker() as session:
-        add(session)
-        await session.commit()
-    async with app.state.sessionmaker() as session:
-        labels = (await session.scalars(select(AuditEvent.target_label))).all()
+    class RolledBack(Exception):
+        pass
+
+    with pytest.raises(RolledBack):
+        async with app.state.db.transaction() as tx:
+            await add(tx)
+            raise RolledBack
+    async with app.state.db.transaction() as tx:
+        await add(tx)
+    rows = await app.state.db.fetch("SELECT target_label FROM audit_events")
+    labels = [row["target_label"] for row in rows]
     assert labels.count("x@example.com") == 1
 
 
 async def _unlock(app: FastAPI) -> None:
-    from craftdesk.auth.models import LoginThrottle
-
-    async with app.state.sessionmaker() as session:
-        await session.execute(LoginThrottle.__table__.delete())
-        await session.commit()
+    async with app.state.db.transaction() as tx:
+        await tx.execute("DELETE FROM login_throttle")

@@ -8,7 +8,6 @@ import pytest
 
 from craftdesk.auth.tokens import generate_key
 from craftdesk.db import utcnow
-from craftdesk.keys.models import ApiKey
 from tests.conftest import World, bearer
 
 REALM = 'Bearer realm="craftdesk"'
@@ -178,8 +177,8 @@ async def test_401_never_echoes_the_key(client: httpx.AsyncClient, world: World)
 
 
 async def _update_key(app, key: str, **values) -> None:  # type: ignore[no-untyped-def]
-    from sqlalchemy import update
-
-    async with app.state.sessionmaker() as session:
-        await session.execute(update(ApiKey).where(ApiKey.public_id == key[4:16]).values(**values))
-        await session.commit()
+    columns = ", ".join(f"{column} = ${n}" for n, column in enumerate(values, start=2))
+    async with app.state.db.transaction() as tx:
+        await tx.execute(
+            f"UPDATE api_keys SET {columns} WHERE public_id = $1", key[4:16], *values.values()
+        )

@@ -4,11 +4,9 @@ import threading
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import select
 
 import craftdesk.auth.sessions
 from craftdesk.auth.passwords import verify_password
-from craftdesk.workspaces.models import User
 from tests.conftest import PASSWORD, World, bearer, sign_in
 
 
@@ -158,8 +156,9 @@ async def test_no_session_is_401(client: httpx.AsyncClient) -> None:
 
 async def test_password_is_stored_as_argon2id(app: FastAPI, world: World) -> None:
     _, owner = await world.workspace()
-    async with app.state.sessionmaker() as session:
-        stored = await session.scalar(select(User.password_hash).where(User.email == owner.email))
+    stored = await app.state.db.fetchval(
+        "SELECT password_hash FROM users WHERE email = $1", owner.email
+    )
     assert stored is not None and stored.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
     assert PASSWORD not in stored
 
@@ -170,11 +169,10 @@ async def test_long_passwords_work_whole(
 ) -> None:
     from craftdesk.workspaces.service import create_workspace
 
-    async with app.state.sessionmaker() as session:
+    async with app.state.db.transaction() as tx:
         workspace = await create_workspace(
-            session, name="Long", owner_email="long@example.com", owner_password=password
+            tx, name="Long", owner_email="long@example.com", owner_password=password
         )
-        await session.commit()
     ok = await client.post(
         "/v1/sessions",
         json={"workspace": workspace.slug, "email": "long@example.com", "password": password},

@@ -17,8 +17,9 @@ import pytest_asyncio
 from fastapi import FastAPI
 from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright, expect
 
-from craftdesk.projects.models import Project
-from craftdesk.workspaces.models import Workspace
+from craftdesk.db import utcnow
+from craftdesk.projects.queries import create_project
+from craftdesk.workspaces.queries import WorkspaceRow
 from tests.conftest import IN_CI, PASSWORD, Member
 from tests.dashboard.live import CHROMIUM, CHROMIUM_ARGS, Seed, seeding
 from tests.live.server import LiveServer, server_env, start_server
@@ -96,7 +97,7 @@ async def seed(database_url: str) -> AsyncIterator[Seed]:
 
 @dataclass
 class Team:
-    workspace: Workspace
+    workspace: WorkspaceRow
     owner: Member
 
 
@@ -107,7 +108,7 @@ async def team(seed: Seed) -> Team:
     return Team(workspace, owner)
 
 
-async def sign_in(page: Page, workspace: Workspace, member: Member) -> None:
+async def sign_in(page: Page, workspace: WorkspaceRow, member: Member) -> None:
     await page.goto("/dashboard")
     await page.get_by_label("Workspace", exact=True).fill(workspace.slug)
     await page.get_by_label("Email", exact=True).fill(member.email)
@@ -118,14 +119,12 @@ async def sign_in(page: Page, workspace: Workspace, member: Member) -> None:
 
 
 @pytest.fixture
-def seed_projects(app: FastAPI) -> Callable[[Workspace, str], Awaitable[int]]:
+def seed_projects(app: FastAPI) -> Callable[[WorkspaceRow, str], Awaitable[int]]:
     """``await seed_projects(workspace, name)`` adds a project and returns its id."""
 
-    async def add(workspace: Workspace, name: str) -> int:
-        async with app.state.sessionmaker() as session:
-            project = Project(workspace_id=workspace.id, name=name)
-            session.add(project)
-            await session.commit()
-            return project.id
+    async def add(workspace: WorkspaceRow, name: str) -> int:
+        async with app.state.db.transaction() as tx:
+            project = await create_project(tx, workspace.id, name, "", utcnow())
+        return int(project["id"])
 
     return add

@@ -6,15 +6,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from types import SimpleNamespace
 
-from sqlalchemy import select, update
-
 from craftdesk.config import Settings
-from craftdesk.db import create_engine, make_sessionmaker
-from craftdesk.keys.models import ApiKey
-from craftdesk.metering.models import KeyDailyUsage, KeyUsage, WorkspaceUsage
+from craftdesk.db import Database, utcnow
 from craftdesk.metering.periods import BillingPeriod
-from craftdesk.projects.models import Project
-from craftdesk.workspaces.models import Workspace
+from craftdesk.projects.queries import create_project
+from craftdesk.workspaces.queries import WorkspaceRow
 from craftdesk.workspaces.service import add_member
 from tests.conftest import PASSWORD, TEST_PEPPER, Member, World
 
@@ -29,41 +25,37 @@ CHROMIUM_ARGS = [
 
 @asynccontextmanager
 async def seeding(database_url: str) -> AsyncIterator["Seed"]:
-    """A ``Seed`` on its own engine, in the running event loop."""
-    engine = create_engine(database_url)
+    """A ``Seed`` on its own connection to the database, in the running event loop."""
     settings = Settings(_env_file=None, database_url=database_url, key_pepper=TEST_PEPPER)  # type: ignore[call-arg]
-    app = SimpleNamespace(
-        state=SimpleNamespace(sessionmaker=make_sessionmaker(engine), settings=settings)
-    )
+    db = await Database.open(database_url, settings)
+    app = SimpleNamespace(state=SimpleNamespace(db=db, settings=settings))
     try:
         yield Seed(app)  # type: ignore[arg-type]
     finally:
-        await engine.dispose()
+        await db.close()
 
 
 class Seed(World):
     """The ``world`` helpers, plus what only a test can do: age a key, backfill usage."""
 
-    async def project(self, workspace: Workspace, name: str) -> int:
-        async with self.app.state.sessionmaker() as session:
-            project = Project(workspace_id=workspace.id, name=name)
-            session.add(project)
-            await session.commit()
-            return project.id
+    async def project(self, workspace: WorkspaceRow, name: str) -> int:
+        async with self.app.state.db.transaction() as tx:
+            project = await create_project(tx, workspace.id, name, "", utcnow())
+        return int(project["id"])
 
-    async def member_with_email(self, workspace: Workspace, email: str, role: str) -> Member:
+    async def member_with_email(self, workspace: WorkspaceRow, email: str, role: str) -> Member:
         """A member with the given (say, very long) email."""
-        async with self.app.state.sessionmaker() as session:
-            membership = await add_member(
-                session, workspace, email=email, password=PASSWORD, role=role
-            )
-            await session.commit()
+        async with self.app.state.db.transaction() as tx:
+            membership = await add_member(tx, workspace, email=email, password=PASSWORD, role=role)
         return Member(membership.user_id, membership.id, email, role)
 
     async def key_id(self, key: str) -> int:
         public_id = key.split("_")[1]
-        async with self.app.state.sessionmaker() as session:
-            return int(await session.scalar(select(ApiKey.id).where(ApiKey.public_id == public_id)))
+        return int(
+            await self.app.state.db.fetchval(
+                "SELECT id FROM api_keys WHERE public_id = $1", public_id
+            )
+        )
 
     async def age_key(self, key: str, days: int) -> None:
         """Pretend the key was created ``days`` ago."""
@@ -76,38 +68,52 @@ class Seed(World):
     async def update_key(self, key: str, **values: object) -> None:
         """Set columns of the key's row directly (what the API would not let a test set)."""
         key_id = await self.key_id(key)
-        async with self.app.state.sessionmaker() as session:
-            await session.execute(update(ApiKey).where(ApiKey.id == key_id).values(**values))
-            await session.commit()
+        columns = ", ".join(f"{column} = ${n}" for n, column in enumerate(values, start=2))
+        async with self.app.state.db.transaction() as tx:
+            await tx.execute(
+                f"UPDATE api_keys SET {columns} WHERE id = $1", key_id, *values.values()
+            )
 
-    async def move_billing_anchor(self, workspace: Workspace, days_ago: int) -> BillingPeriod:
+    async def move_billing_anchor(self, workspace: WorkspaceRow, days_ago: int) -> BillingPeriod:
         """Start the workspace's billing period ``days_ago`` days back (for a fuller chart)."""
         now = dt.datetime.now(dt.UTC)
         anchor = now - dt.timedelta(days=days_ago)
-        async with self.app.state.sessionmaker() as session:
-            await session.execute(
-                update(Workspace).where(Workspace.id == workspace.id).values(billing_anchor=anchor)
+        async with self.app.state.db.transaction() as tx:
+            await tx.execute(
+                "UPDATE workspaces SET billing_anchor = $2 WHERE id = $1", workspace.id, anchor
             )
-            await session.commit()
         return BillingPeriod.containing(anchor, now)
 
     async def backfill_usage(
-        self, workspace: Workspace, key: str, period: BillingPeriod, per_day: dict[dt.date, int]
+        self,
+        workspace: WorkspaceRow,
+        key: str,
+        period: BillingPeriod,
+        per_day: dict[dt.date, int],
     ) -> None:
         """Record past requests of a key per day, as the gate would have counted them."""
         key_id = await self.key_id(key)
         total = sum(per_day.values())
-        async with self.app.state.sessionmaker() as session:
+        async with self.app.state.db.transaction() as tx:
             for day, requests in per_day.items():
-                session.add(KeyDailyUsage(api_key_id=key_id, day=day, requests=requests))
-            session.add(KeyUsage(api_key_id=key_id, period_start=period.start, requests=total))
-            usage = await session.get(WorkspaceUsage, (workspace.id, period.start))
-            if usage is None:
-                session.add(
-                    WorkspaceUsage(
-                        workspace_id=workspace.id, period_start=period.start, requests=total
-                    )
+                await tx.execute(
+                    "INSERT INTO key_daily_usage (api_key_id, day, requests) VALUES ($1, $2, $3)",
+                    key_id,
+                    day,
+                    requests,
                 )
-            else:
-                usage.requests += total
-            await session.commit()
+            await tx.execute(
+                "INSERT INTO key_usage (api_key_id, period_start, requests) VALUES ($1, $2, $3)",
+                key_id,
+                period.start,
+                total,
+            )
+            await tx.execute(
+                """INSERT INTO workspace_usage (workspace_id, period_start, requests)
+                   VALUES ($1, $2, $3)
+                   ON CONFLICT (workspace_id, period_start)
+                   DO UPDATE SET requests = workspace_usage.requests + excluded.requests""",
+                workspace.id,
+                period.start,
+                total,
+            )

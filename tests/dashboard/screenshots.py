@@ -17,10 +17,9 @@ from pathlib import Path
 
 import httpx
 from playwright.async_api import Page, async_playwright
-from sqlalchemy import select
 
 from craftdesk.migrate import upgrade
-from craftdesk.workspaces.models import User
+from craftdesk.workspaces.queries import membership_by_email
 from craftdesk.workspaces.service import add_member, create_workspace
 from tests.conftest import PASSWORD, Member
 from tests.dashboard.live import CHROMIUM, CHROMIUM_ARGS, Seed, seeding
@@ -39,9 +38,9 @@ SHOTS = [
 
 async def seed_demo(seed: Seed) -> tuple[str, str, dict[str, str]]:
     """The demo workspace; returns its slug, the owner's email and the keys by name."""
-    async with seed.app.state.sessionmaker() as session:
+    async with seed.app.state.db.transaction() as tx:
         workspace = await create_workspace(
-            session,
+            tx,
             name="Acme Robotics",
             owner_email="maya@acme-robotics.com",
             owner_password=PASSWORD,
@@ -52,15 +51,11 @@ async def seed_demo(seed: Seed) -> tuple[str, str, dict[str, str]]:
             ("dev@acme-robotics.com", "admin"),
             ("sam@acme-robotics.com", "member"),
         ]:
-            membership = await add_member(
-                session, workspace, email=email, password=PASSWORD, role=role
-            )
+            membership = await add_member(tx, workspace, email=email, password=PASSWORD, role=role)
             team[role] = Member(membership.user_id, membership.id, email, role)
-        owner_id = await session.scalar(
-            select(User.id).where(User.email == "maya@acme-robotics.com")
-        )
-        await session.commit()
-    owner = Member(owner_id, 0, "maya@acme-robotics.com", "owner")
+        owner_membership = await membership_by_email(tx, workspace.id, "maya@acme-robotics.com")
+    assert owner_membership is not None
+    owner = Member(owner_membership.user_id, owner_membership.id, "maya@acme-robotics.com", "owner")
     admin, member = team["admin"], team["member"]
     website = await seed.project(workspace, "Website")
     await seed.project(workspace, "Firmware")

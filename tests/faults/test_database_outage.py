@@ -11,12 +11,9 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from sqlalchemy import select, text
 
 from craftdesk.app import create_app
 from craftdesk.config import Settings
-from craftdesk.metering.models import WorkspaceUsage
-from craftdesk.projects.models import Project
 from tests.conftest import POSTGRES_URL, TEST_PEPPER, World, bearer
 
 
@@ -152,14 +149,14 @@ async def test_nothing_is_half_written_in_an_outage(
     )
     assert {r.status_code for r in failed} == {503}
     proxy.restore()
-    async with world.app.state.sessionmaker() as session:
-        for _ in range(50):
-            try:
-                names = set(await session.scalars(select(Project.name)))
-                used = await session.scalar(select(WorkspaceUsage.requests))
-                break
-            except Exception:
-                await asyncio.sleep(0.1)
+    db = world.app.state.db
+    for _ in range(50):
+        try:
+            names = {row["name"] for row in await db.fetch("SELECT name FROM projects")}
+            used = await db.fetchval("SELECT requests FROM workspace_usage")
+            break
+        except Exception:
+            await asyncio.sleep(0.1)
     assert names == {f"p{n}" for n in range(20)}
     assert ok.count(201) == 20
     assert used == 20
@@ -183,11 +180,15 @@ async def test_a_request_that_finds_every_connection_taken_waits_then_gets_503(
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
             assert (await client.get("/v1/projects", headers=bearer(key))).status_code == 200
-            async with app.state.engine.connect() as held:
-                await held.execute(text("SELECT 1"))
+            pool = app.state.db.pool
+            held = await pool.acquire()
+            try:
+                await held.execute("SELECT 1")
                 started = time.monotonic()
                 response = await client.get("/v1/projects", headers=bearer(key))
                 waited = time.monotonic() - started
+            finally:
+                await pool.release(held)
             assert response.status_code == 503, response.text
             assert response.json()["code"] == "database_unavailable"
             assert int(response.headers["retry-after"]) > 0

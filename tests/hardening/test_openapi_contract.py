@@ -28,14 +28,12 @@ import schemathesis
 from fastapi import FastAPI
 from schemathesis.config import SchemathesisConfig
 from schemathesis.python import asgi
-from sqlalchemy import select
 
 from craftdesk.app import create_app
 from craftdesk.config import Settings
-from craftdesk.db import create_engine, make_sessionmaker
+from craftdesk.db import Database, utcnow
 from craftdesk.keys.service import issue_key
-from craftdesk.projects.models import Project, Task
-from craftdesk.workspaces.models import Membership
+from craftdesk.projects.queries import create_project, create_task
 from craftdesk.workspaces.service import create_workspace
 from tests.conftest import PASSWORD, TEST_PEPPER
 
@@ -128,18 +126,18 @@ class RunningTestsCredentials:
 
 
 async def _seed(settings: Settings) -> str:
-    engine = create_engine(settings.database_url)
+    db = await Database.open(settings.database_url, settings)
     try:
-        async with make_sessionmaker(engine)() as session:
+        async with db.transaction() as tx:
             keys = await create_workspace(
-                session,
+                tx,
                 name="Keys",
                 owner_email="keys@example.com",
                 owner_password=PASSWORD,
                 plan="business",
             )
             dashboard = await create_workspace(
-                session,
+                tx,
                 name="Dashboard",
                 owner_email="dash@example.com",
                 owner_password=PASSWORD,
@@ -147,12 +145,12 @@ async def _seed(settings: Settings) -> str:
             )
             owners = {
                 workspace_id: (user_id, membership_id)
-                for workspace_id, user_id, membership_id in await session.execute(
-                    select(Membership.workspace_id, Membership.user_id, Membership.id)
+                for workspace_id, user_id, membership_id in await tx.fetch(
+                    "SELECT workspace_id, user_id, id FROM memberships"
                 )
             }
             await issue_key(
-                session,
+                tx,
                 pepper=settings.pepper,
                 workspace_id=dashboard.id,
                 created_by_id=owners[dashboard.id][0],
@@ -161,7 +159,7 @@ async def _seed(settings: Settings) -> str:
                 scope="full",
             )
             _, issued = await issue_key(
-                session,
+                tx,
                 pepper=settings.pepper,
                 workspace_id=keys.id,
                 created_by_id=owners[keys.id][0],
@@ -169,14 +167,11 @@ async def _seed(settings: Settings) -> str:
                 name="Contract",
                 scope="full",
             )
-            project = Project(workspace_id=keys.id, name="Website", description="Relaunch")
-            session.add(project)
-            await session.flush()
-            session.add(Task(workspace_id=keys.id, project_id=project.id, title="Copy"))
-            await session.commit()
-            return issued.key
+            project = await create_project(tx, keys.id, "Website", "Relaunch", utcnow())
+            await create_task(tx, keys.id, project["id"], "Copy", "todo", utcnow())
+        return issued.key
     finally:
-        await engine.dispose()
+        await db.close()
 
 
 @pytest.fixture

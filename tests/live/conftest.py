@@ -18,11 +18,8 @@ from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import func, select
 
 from craftdesk.auth.tokens import parse_key
-from craftdesk.keys.models import ApiKey
-from craftdesk.metering.models import KeyDailyUsage, KeyUsage, WorkspaceUsage
 from tests.live.server import START_TIMEOUT, LiveServer, server_env, spawn_server
 
 VENV_BIN = Path(sys.executable).parent
@@ -87,22 +84,20 @@ class StoredUsage:
 
 async def stored_usage(app: FastAPI, workspace_id: int, keys: list[str]) -> StoredUsage:
     ids = {parse_key(key): key for key in keys}
-    async with app.state.sessionmaker() as session:
-        workspace = {
-            start: requests
-            for start, requests in await session.execute(
-                select(WorkspaceUsage.period_start, WorkspaceUsage.requests).where(
-                    WorkspaceUsage.workspace_id == workspace_id
-                )
-            )
-        }
-        totals = {}
-        for table in (KeyUsage, KeyDailyUsage):
-            rows = await session.execute(
-                select(ApiKey.public_id, func.coalesce(func.sum(table.requests), 0))
-                .outerjoin(table, table.api_key_id == ApiKey.id)
-                .where(ApiKey.public_id.in_(ids))
-                .group_by(ApiKey.public_id)
-            )
-            totals[table] = {ids[public_id]: int(n) for public_id, n in rows}
-    return StoredUsage(workspace, totals[KeyUsage], totals[KeyDailyUsage])
+    db = app.state.db
+    rows = await db.fetch(
+        "SELECT period_start, requests FROM workspace_usage WHERE workspace_id = $1",
+        workspace_id,
+    )
+    workspace = {row["period_start"]: row["requests"] for row in rows}
+    public_ids = ", ".join(f"${n}" for n in range(1, len(ids) + 1))
+    totals = {}
+    for table in ("key_usage", "key_daily_usage"):
+        rows = await db.fetch(
+            f"""SELECT k.public_id, COALESCE(SUM(u.requests), 0) FROM api_keys AS k
+                LEFT JOIN {table} AS u ON u.api_key_id = k.id
+                WHERE k.public_id IN ({public_ids}) GROUP BY k.public_id""",
+            *ids,
+        )
+        totals[table] = {ids[public_id]: int(n) for public_id, n in rows}
+    return StoredUsage(workspace, totals["key_usage"], totals["key_daily_usage"])

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from craftdesk.workspaces.models import Workspace
+from craftdesk.workspaces.queries import workspace_by_id
 from craftdesk.workspaces.service import add_member
 from tests.conftest import PASSWORD, World, bearer, sign_in
 from tests.live.conftest import StartServers
@@ -139,15 +139,10 @@ async def test_keys_and_sign_ins_racing_a_members_removal_never_survive_it(
         for response in created:
             assert response.status_code in (201, 401, 409), response.text
 
-        async with app.state.sessionmaker() as session:
-            await add_member(
-                session,
-                await session.get_one(Workspace, workspace.id),
-                email=member.email,
-                password=PASSWORD,
-                role="member",
-            )
-            await session.commit()
+        async with app.state.db.transaction() as tx:
+            current = await workspace_by_id(tx, workspace.id)
+            assert current is not None
+            await add_member(tx, current, email=member.email, password=PASSWORD, role="member")
 
         for key in keys:
             for server in (on_a, on_b):

@@ -8,11 +8,9 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import func, select
 
 from craftdesk.auth import gate
 from craftdesk.auth.tokens import CHECKSUM_LENGTH, checksum, parse_key
-from craftdesk.metering.models import KeyDailyUsage, KeyUsage, WorkspaceUsage
 from tests.conftest import World, bearer
 
 
@@ -53,8 +51,7 @@ async def test_quota_exhausted_gives_429_with_retry_after(
     assert body["code"] == "quota_exceeded" and body["status"] == 429
     assert int(response.headers["retry-after"]) > 0
     assert response.headers["x-ratelimit-remaining"] == "0"
-    async with app.state.sessionmaker() as session:
-        assert await session.scalar(select(WorkspaceUsage.requests)) == 3
+    assert await app.state.db.fetchval("SELECT requests FROM workspace_usage") == 3
 
 
 async def test_upgrade_admits_requests_at_once(client: httpx.AsyncClient, world: World) -> None:
@@ -87,10 +84,10 @@ async def test_concurrent_requests_never_pass_the_quota(
     )
     statuses = [r.status_code for r in responses]
     assert statuses.count(200) == 25 and statuses.count(429) == 35
-    async with app.state.sessionmaker() as session:
-        workspace_total = await session.scalar(select(WorkspaceUsage.requests))
-        key_total = await session.scalar(select(func.sum(KeyUsage.requests)))
-        daily_total = await session.scalar(select(func.sum(KeyDailyUsage.requests)))
+    db = app.state.db
+    workspace_total = await db.fetchval("SELECT requests FROM workspace_usage")
+    key_total = await db.fetchval("SELECT SUM(requests) FROM key_usage")
+    daily_total = await db.fetchval("SELECT SUM(requests) FROM key_daily_usage")
     assert workspace_total == key_total == daily_total == 25
 
 
@@ -135,10 +132,10 @@ async def test_one_batch_over_two_workspaces_counts_each_request_once(
             used[key].append(int(response.headers["x-ratelimit-used"]))
     assert sorted(used[first_key]) == list(range(2, 12))
     assert sorted(used[second_key]) == list(range(1, 11))
-    async with app.state.sessionmaker() as session:
-        rows = await session.execute(select(WorkspaceUsage.workspace_id, WorkspaceUsage.requests))
-        stored = {workspace_id: requests for workspace_id, requests in rows}
-        per_key = await session.scalar(select(func.sum(KeyUsage.requests)))
+    db = app.state.db
+    rows = await db.fetch("SELECT workspace_id, requests FROM workspace_usage")
+    stored = {row["workspace_id"]: row["requests"] for row in rows}
+    per_key = await db.fetchval("SELECT SUM(requests) FROM key_usage")
     assert stored == {first.id: 11, second.id: 10}
     assert per_key == 21
 
@@ -172,15 +169,13 @@ async def test_a_key_that_cannot_be_checked_fails_only_its_own_requests_uncounte
         statuses[key].append(response.status_code)
     assert statuses[broken_key] == [500] * 8
     assert statuses[other_key] == [200] * 8
-    async with app.state.sessionmaker() as session:
-        rows = await session.execute(select(WorkspaceUsage.workspace_id, WorkspaceUsage.requests))
-        stored = {workspace_id: requests for workspace_id, requests in rows}
-        per_key = dict(
-            (await session.execute(select(KeyUsage.api_key_id, KeyUsage.requests))).all()
-        )
-        per_day = dict(
-            (await session.execute(select(KeyDailyUsage.api_key_id, KeyDailyUsage.requests))).all()
-        )
+    db = app.state.db
+    rows = await db.fetch("SELECT workspace_id, requests FROM workspace_usage")
+    stored = {row["workspace_id"]: row["requests"] for row in rows}
+    rows = await db.fetch("SELECT api_key_id, requests FROM key_usage")
+    per_key = {row["api_key_id"]: row["requests"] for row in rows}
+    rows = await db.fetch("SELECT api_key_id, requests FROM key_daily_usage")
+    per_day = {row["api_key_id"]: row["requests"] for row in rows}
     neighbour_ok = statuses[neighbour_key].count(200)
     assert stored[other.id] == 8
     assert stored.get(broken_workspace.id, 0) == neighbour_ok
@@ -208,7 +203,6 @@ async def test_keys_of_many_workspaces_in_one_batch_with_a_never_expiring_key(
         *(client.get("/v1/auth/key", headers=bearer(key)) for key in keys)
     )
     assert [response.status_code for response in responses] == [200] * len(keys)
-    async with app.state.sessionmaker() as session:
-        rows = await session.execute(select(WorkspaceUsage.workspace_id, WorkspaceUsage.requests))
-        stored = {workspace_id: requests for workspace_id, requests in rows}
+    rows = await app.state.db.fetch("SELECT workspace_id, requests FROM workspace_usage")
+    stored = {row["workspace_id"]: row["requests"] for row in rows}
     assert stored == {far_workspace.id: 6, **{workspace.id: 6 for workspace, _ in others}}

@@ -74,5 +74,5 @@ async def list_audit_events(user: CurrentUser, db: Db, params: Pagination) -> Re
             "Ask an owner or admin.",
             code="insufficient_role",
         )
-    rows = await queries.list_events(db, user.workspace_id, params.before, params.fetch)
+    rows = await queries.list_events(db, user.workspace_id, params.up_to, params.fetch)
     return respond(page(rows, params, _event_out))

@@ -70,7 +70,7 @@ async def delete_session(tx: Transaction, session_digest: str) -> None:
 async def count_attempt(tx: Transaction, throttle: str, now: dt.datetime) -> Row:
     """Count one more attempt against ``throttle``: its ``failures`` and ``locked_until``
     after it (an expired lock starts the count over)."""
-    row = await tx.fetchrow(
+    row = await tx.write(
         """INSERT INTO login_throttle (account, failures) VALUES ($1, 1)
            ON CONFLICT (account) DO UPDATE SET
                failures = CASE WHEN login_throttle.locked_until <= $2 THEN 1

@@ -36,6 +36,9 @@ class ApiKeyRow(NamedTuple):
         for index in (8, 9):  # permissions, project_ids: JSON text on both dialects
             if values[index] is not None:
                 values[index] = json.loads(values[index])
+        for index in (10, 12, 13):  # asyncpg reads 'infinity' as a naive datetime.max
+            if values[index] is not None and values[index].tzinfo is None:
+                values[index] = values[index].replace(tzinfo=dt.UTC)
         return cls(*values)
 
 
@@ -60,7 +63,7 @@ async def insert_key(
     created_at: dt.datetime,
     rotated_from_id: int | None,
 ) -> ApiKeyRow:
-    row = await tx.fetchrow(
+    row = await tx.write(
         f"""INSERT INTO api_keys (public_id, workspace_id, created_by_id, membership_id, name,
                 key_hash, last_four, scope, permissions, project_ids, expires_at, created_at,
                 rotated_from_id)
@@ -156,16 +159,16 @@ async def list_keys(
     period_start: dt.datetime,
     *,
     created_by_id: int | None,
-    before: int,
+    up_to: int,
     limit: int,
 ) -> list[ListedKey]:
     """A page of the workspace's keys, newest first (only ``created_by_id``'s, if given)."""
     mine = "" if created_by_id is None else "AND k.created_by_id = $5"
     rows = await db.fetch(
-        f"{_LISTED} AND k.id < $3 {mine} ORDER BY k.id DESC LIMIT $4",
+        f"{_LISTED} AND k.id <= $3 {mine} ORDER BY k.id DESC LIMIT $4",
         workspace_id,
         period_start,
-        before,
+        up_to,
         limit,
         *(() if created_by_id is None else (created_by_id,)),
     )

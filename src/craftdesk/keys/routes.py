@@ -27,7 +27,7 @@ from craftdesk.metering.usage import key_daily_series
 from craftdesk.openapi import no_store
 from craftdesk.pagination import Page, Pagination
 from craftdesk.projects.queries import existing_project_ids
-from craftdesk.schemas import Body, Id, Name, respond
+from craftdesk.schemas import MAX_ID, Body, Id, Name, respond
 from craftdesk.workspaces.queries import WorkspaceRow
 
 router = APIRouter(prefix="/v1/api-keys", tags=["api-keys"], responses=SESSION_ROUTE_ERRORS)
@@ -149,7 +149,7 @@ async def workspace_keys(db: Queries, workspace: WorkspaceRow) -> list[KeyOut]:
     owner: for the command line's ``key list``."""
     period = BillingPeriod.containing(workspace.billing_anchor, utcnow())
     keys = await queries.list_keys(
-        db, workspace.id, period.start, created_by_id=None, before=2**31, limit=2**31 - 1
+        db, workspace.id, period.start, created_by_id=None, up_to=MAX_ID, limit=MAX_ID
     )
     return [KeyOut.model_validate(_listed_out(listed)) for listed in keys]
 
@@ -236,7 +236,7 @@ async def list_keys(user: CurrentUser, db: Db, params: Pagination) -> Response:
         user.workspace_id,
         _period(user).start,
         created_by_id=None if user.manages_workspace else user.user_id,
-        before=params.before,
+        up_to=params.up_to,
         limit=params.fetch,
     )
     kept = keys[: params.limit]

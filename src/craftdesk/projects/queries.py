@@ -69,7 +69,7 @@ async def existing_project_ids(db: Queries, workspace_id: int, ids: list[int]) -
 async def create_project(
     tx: Transaction, workspace_id: int, name: str, description: str, now: dt.datetime
 ) -> Row:
-    row = await tx.fetchrow(
+    row = await tx.write(
         f"""INSERT INTO projects (workspace_id, name, description, created_at, updated_at)
             VALUES ($1, $2, $3, $4, $4) RETURNING {PROJECT}""",
         workspace_id,
@@ -90,7 +90,7 @@ async def update_project(
     now: dt.datetime,
 ) -> Row | None:
     """The project with the given fields changed (``None``: left as it is)."""
-    return await tx.fetchrow(
+    return await tx.write(
         f"""UPDATE projects SET name = COALESCE($3, name),
                                 description = COALESCE($4, description), updated_at = $5
             WHERE id = $1 AND workspace_id = $2 RETURNING {PROJECT}""",
@@ -147,7 +147,7 @@ async def create_task(
     tx: Transaction, workspace_id: int, project_id: int, title: str, status: str, now: dt.datetime
 ) -> Row | None:
     """The new task, or ``None`` if the workspace has no such project."""
-    return await tx.fetchrow(
+    return await tx.write(
         f"""INSERT INTO tasks (workspace_id, project_id, title, status, created_at, updated_at)
             SELECT workspace_id, id, $3::varchar, $4::varchar, $5::timestamptz, $5::timestamptz
             FROM projects
@@ -170,7 +170,7 @@ async def update_task(
     status: str | None,
     now: dt.datetime,
 ) -> Row | None:
-    return await tx.fetchrow(
+    return await tx.write(
         f"""UPDATE tasks SET title = COALESCE($4, title), status = COALESCE($5, status),
                              updated_at = $6
             WHERE id = $1 AND project_id = $2 AND workspace_id = $3 RETURNING {TASK}""",

@@ -83,10 +83,9 @@ async def create_project(
     principal: Annotated[Principal, require_permission("projects", "write")],
 ) -> Response:
     principal.require_all_projects()
-    async with db.transaction() as tx:
-        row = await queries.create_project(
-            tx, principal.workspace_id, body.name, body.description, utcnow()
-        )
+    row = await queries.create_project(
+        db, principal.workspace_id, body.name, body.description, utcnow()
+    )
     return respond(dict(row), 201)
 
 
@@ -111,10 +110,9 @@ async def update_project(
     principal: Annotated[Principal, require_permission("projects", "write")],
 ) -> Response:
     principal.require_project(project_id)
-    async with db.transaction() as tx:
-        row = await queries.update_project(
-            tx, principal.workspace_id, project_id, body.name, body.description, utcnow()
-        )
+    row = await queries.update_project(
+        db, principal.workspace_id, project_id, body.name, body.description, utcnow()
+    )
     if row is None:
         raise _no_project(project_id)
     return respond(dict(row))
@@ -127,8 +125,7 @@ async def delete_project(
     principal: Annotated[Principal, require_permission("projects", "delete")],
 ) -> Response:
     principal.require_project(project_id)
-    async with db.transaction() as tx:
-        deleted = await queries.delete_project(tx, principal.workspace_id, project_id)
+    deleted = await queries.delete_project(db, principal.workspace_id, project_id)
     if not deleted:
         raise _no_project(project_id)
     return Response(status_code=204)
@@ -160,10 +157,9 @@ async def create_task(
     principal: Annotated[Principal, require_permission("tasks", "write")],
 ) -> Response:
     principal.require_project(project_id)
-    async with db.transaction() as tx:
-        row = await queries.create_task(
-            tx, principal.workspace_id, project_id, body.title, body.status, utcnow()
-        )
+    row = await queries.create_task(
+        db, principal.workspace_id, project_id, body.title, body.status, utcnow()
+    )
     if row is None:
         raise _no_project(project_id)
     return respond(dict(row), 201)
@@ -192,10 +188,9 @@ async def update_task(
     principal: Annotated[Principal, require_permission("tasks", "write")],
 ) -> Response:
     principal.require_project(project_id)
-    async with db.transaction() as tx:
-        row = await queries.update_task(
-            tx, principal.workspace_id, project_id, task_id, body.title, body.status, utcnow()
-        )
+    row = await queries.update_task(
+        db, principal.workspace_id, project_id, task_id, body.title, body.status, utcnow()
+    )
     if row is None:
         raise _no_task(project_id, task_id)
     return respond(dict(row))
@@ -209,8 +204,7 @@ async def delete_task(
     principal: Annotated[Principal, require_permission("tasks", "delete")],
 ) -> Response:
     principal.require_project(project_id)
-    async with db.transaction() as tx:
-        deleted = await queries.delete_task(tx, principal.workspace_id, project_id, task_id)
+    deleted = await queries.delete_task(db, principal.workspace_id, project_id, task_id)
     if not deleted:
         raise _no_task(project_id, task_id)
     return Response(status_code=204)

@@ -51,7 +51,7 @@ async def workspace_by_id(db: Queries, workspace_id: int) -> WorkspaceRow | None
 async def insert_workspace(
     tx: Transaction, name: str, slug: str, plan: str, now: dt.datetime
 ) -> WorkspaceRow:
-    row = await tx.fetchrow(
+    row = await tx.write(
         f"""INSERT INTO workspaces (name, slug, plan, billing_anchor, created_at)
             VALUES ($1, $2, $3, $4, $4) RETURNING {WORKSPACE}""",
         name,
@@ -79,20 +79,21 @@ async def user_by_email(db: Queries, email: str) -> Row | None:
 
 
 async def insert_user(tx: Transaction, email: str, password_hash: str, now: dt.datetime) -> int:
-    user_id: int = await tx.fetchval(
+    row = await tx.write(
         """INSERT INTO users (email, password_hash, created_at) VALUES ($1, $2, $3)
            RETURNING id""",
         email,
         password_hash,
         now,
     )
-    return user_id
+    assert row is not None
+    return int(row["id"])
 
 
 async def insert_membership(
     tx: Transaction, workspace_id: int, user_id: int, role: str, now: dt.datetime
 ) -> int:
-    membership_id: int = await tx.fetchval(
+    row = await tx.write(
         """INSERT INTO memberships (workspace_id, user_id, role, created_at)
            VALUES ($1, $2, $3, $4) RETURNING id""",
         workspace_id,
@@ -100,7 +101,8 @@ async def insert_membership(
         role,
         now,
     )
-    return membership_id
+    assert row is not None
+    return int(row["id"])
 
 
 async def membership(db: Queries, workspace_id: int, membership_id: int) -> MembershipRow | None:
