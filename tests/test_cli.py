@@ -213,8 +213,11 @@ def test_serve_answers_without_naming_its_server_software(
     port = free_port()
     env = {**server_env(database_url), "CRAFTDESK_LOG_LEVEL": "WARNING"}
     server = subprocess.Popen(
-        [CRAFTDESK, "serve", "--port", str(port)], env=env, cwd=tmp_path,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [CRAFTDESK, "serve", "--port", str(port)],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         deadline = time.monotonic() + 30

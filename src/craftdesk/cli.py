@@ -23,6 +23,7 @@ from typing import Any, NoReturn, TypeVar
 import asyncpg
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from craftdesk.audit.service import CLI, Target, record
 from craftdesk.auth.tokens import display_prefix
@@ -607,10 +608,13 @@ def main(argv: list[str] | None = None) -> None:
         result: Any = args.handler(args, settings)
     except (CommandError, ProblemError) as exc:
         _fail(str(exc))
-    except (asyncpg.PostgresError, sqlite3.Error, Unavailable) as exc:
+    except DBAPIError as exc:  # from the migrations (Alembic runs on SQLAlchemy)
+        _fail(database_problem(exc.orig or exc, settings.database_url))
+    except (asyncpg.PostgresError, sqlite3.Error, Unavailable, OSError) as exc:
+        unreachable = exc.__cause__ if isinstance(exc, Unavailable) else exc
+        if isinstance(unreachable, OSError):
+            _fail(f"cannot reach the database: {unreachable.strerror or _first_line(exc)}")
         _fail(database_problem(exc, settings.database_url))
-    except OSError as exc:
-        _fail(f"cannot reach the database: {exc.strerror or _first_line(exc)}")
     except KeyboardInterrupt:
         _fail("interrupted", 130)
     except Exception as exc:

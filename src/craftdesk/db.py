@@ -13,7 +13,7 @@ import functools
 import logging
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Annotated, Any, Protocol
 
@@ -122,6 +122,10 @@ class Row(Protocol):
     """A result row: by column name (``row["name"]``) or position, on both dialects."""
 
     def __getitem__(self, key: str | int) -> Any: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+    def __len__(self) -> int: ...
 
     def keys(self) -> Any: ...
 
@@ -311,10 +315,10 @@ class _PostgresTransaction:
         self._connection = connection
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
-        return await self._connection.fetch(sql, *args)
+        return await self._connection.fetch(sql, *args)  # type: ignore[no-any-return]
 
     async def fetchrow(self, sql: str, *args: Any) -> Row | None:
-        return await self._connection.fetchrow(sql, *args)
+        return await self._connection.fetchrow(sql, *args)  # type: ignore[no-any-return]
 
     async def fetchval(self, sql: str, *args: Any) -> Any:
         return await self._connection.fetchval(sql, *args)

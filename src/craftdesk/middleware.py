@@ -8,7 +8,7 @@ import time
 import uuid
 from typing import Any
 
-from starlette.middleware.gzip import GZipResponder, IdentityResponder
+from starlette.middleware.gzip import GZipResponder
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from craftdesk.db import utcnow
@@ -172,10 +172,22 @@ class CompressLargeResponses:
         accepts_gzip = any(
             name == b"accept-encoding" and b"gzip" in value for name, value in scope["headers"]
         )
-        responder = (
-            GZipResponder(self.app, self.minimum_size, compresslevel=self.compresslevel)
-            if accepts_gzip
-            else IdentityResponder(self.app, self.minimum_size)  # still says Vary
-        )
+        if not accepts_gzip:
+            # Sent as it is, but saying that another Accept-Encoding gets another body.
+            _add_vary(start)
+            return send
+        responder = GZipResponder(self.app, self.minimum_size, compresslevel=self.compresslevel)
         responder.send = send
         return responder.send_with_compression
+
+
+def _add_vary(start: Message) -> None:
+    headers = list(start.get("headers", ()))
+    for index, (name, value) in enumerate(headers):
+        if name == b"vary":
+            if b"accept-encoding" not in value.lower():
+                headers[index] = (name, value + b", Accept-Encoding")
+            break
+    else:
+        headers.append((b"vary", b"Accept-Encoding"))
+    start["headers"] = headers

@@ -143,8 +143,10 @@ async def test_any_workspace_header_is_a_mismatch_for_that_request_alone(
     key = await world.key(acme, owner)
     odd = [b"acme\x00", "café".encode("latin-1"), b"a" * 4000, acme.slug.upper().encode()]
     responses = await asyncio.gather(
-        *(client.get("/v1/auth/key", headers={**bearer(key), "CraftDesk-Workspace": value})
-          for value in odd),
+        *(
+            client.get("/v1/auth/key", headers={**bearer(key), "CraftDesk-Workspace": value})
+            for value in odd
+        ),
         *(client.get("/v1/auth/key", headers=bearer(key)) for _ in range(3)),
     )
     for response in responses[: len(odd)]:

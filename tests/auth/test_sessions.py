@@ -74,9 +74,7 @@ async def test_concurrent_guesses_get_no_more_tries_than_the_lock_out_allows(
 ) -> None:
     workspace, owner = await world.workspace()
     guess = {"workspace": workspace.slug, "email": owner.email, "password": "guess"}
-    responses = await asyncio.gather(
-        *(client.post("/v1/sessions", json=guess) for _ in range(20))
-    )
+    responses = await asyncio.gather(*(client.post("/v1/sessions", json=guess) for _ in range(20)))
     statuses = sorted(response.status_code for response in responses)
     allowed = app.state.settings.login_max_failures
     assert statuses == [401] * allowed + [429] * (20 - allowed)

@@ -33,9 +33,7 @@ def server_environment(database_url: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def start_servers(
-    server_environment: dict[str, str], tmp_path: Path
-) -> Iterator[StartServers]:
+def start_servers(server_environment: dict[str, str], tmp_path: Path) -> Iterator[StartServers]:
     started: list[LiveServer] = []
 
     async def start(count: int = 1) -> list[LiveServer]:

@@ -149,7 +149,7 @@ class ListedKey(NamedTuple):
 
     @classmethod
     def of(cls, row: Row) -> "ListedKey":
-        values = tuple(row)
+        values: tuple[Any, ...] = tuple(row)
         return cls(ApiKeyRow.of(values[:-2]), values[-2], values[-1])
 
 
