@@ -4,7 +4,7 @@ from craftdesk.audit.models import AuditEvent
 from craftdesk.auth.models import DashboardSession, LoginThrottle
 from craftdesk.db import Base
 from craftdesk.keys.models import ApiKey
-from craftdesk.metering.models import KeyDailyUsage, KeyUsage, WorkspaceUsage
+from craftdesk.metering.models import KeyDailyUsage, KeyRateWindow, KeyUsage, WorkspaceUsage
 from craftdesk.projects.models import Project, Task
 from craftdesk.workspaces.models import Membership, User, Workspace
 
@@ -14,6 +14,7 @@ __all__ = [
     "Base",
     "DashboardSession",
     "KeyDailyUsage",
+    "KeyRateWindow",
     "KeyUsage",
     "LoginThrottle",
     "Membership",

@@ -18,6 +18,7 @@ Action = Literal[
     "key.renamed",
     "key.rotated",
     "key.revoked",
+    "key.leaked",
     "member.added",
     "member.role_changed",
     "member.removed",

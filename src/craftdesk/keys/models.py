@@ -1,7 +1,7 @@
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, LargeBinary, String
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from craftdesk.db import Base, UTCDateTime, utcnow
@@ -40,5 +40,13 @@ class ApiKey(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # Why: "revoked" (by a person), "member_removed", "rotated" or "leaked" (found in public).
+    revoked_reason: Mapped[str | None] = mapped_column(String(16))
+    # CIDR ranges the key may be used from (a JSON array); NULL: anywhere.
+    allowed_ips: Mapped[list[str] | None] = mapped_column(JSON)
+    # The key's own rate limit: at most rate_limit_requests per fixed window of
+    # rate_limit_seconds; NULL: none.
+    rate_limit_requests: Mapped[int | None] = mapped_column(Integer)
+    rate_limit_seconds: Mapped[int | None] = mapped_column(Integer)
     # Unique: a key is rotated (has a successor) once at most.
     rotated_from_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"), unique=True)

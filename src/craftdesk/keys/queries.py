@@ -8,7 +8,7 @@ from craftdesk.db import Queries, Row, Transaction
 
 KEY = """id, public_id, workspace_id, created_by_id, membership_id, name, last_four, scope,
          permissions, project_ids, expires_at, created_at, last_used_at, revoked_at,
-         rotated_from_id"""
+         rotated_from_id, revoked_reason, allowed_ips, rate_limit_requests, rate_limit_seconds"""
 
 
 class ApiKeyRow(NamedTuple):
@@ -29,11 +29,15 @@ class ApiKeyRow(NamedTuple):
     last_used_at: dt.datetime | None
     revoked_at: dt.datetime | None
     rotated_from_id: int | None
+    revoked_reason: str | None
+    allowed_ips: list[str] | None
+    rate_limit_requests: int | None
+    rate_limit_seconds: int | None
 
     @classmethod
     def of(cls, row: Row | tuple[Any, ...]) -> "ApiKeyRow":
         values = list(row)
-        for index in (8, 9):  # permissions, project_ids: JSON text on both dialects
+        for index in (8, 9, 16):  # permissions, project_ids, allowed_ips: JSON text
             if values[index] is not None:
                 values[index] = json.loads(values[index])
         for index in (10, 12, 13):  # asyncpg reads 'infinity' as a naive datetime.max
@@ -113,13 +117,15 @@ async def successor_id(db: Queries, key_id: int) -> int | None:
     return value
 
 
-async def set_revoked(tx: Transaction, key_id: int, now: dt.datetime) -> bool:
+async def set_revoked(tx: Transaction, key_id: int, now: dt.datetime, reason: str) -> bool:
     """Revoke the key unless it is already: returns whether this revoked it."""
     return (
         await tx.execute(
-            "UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+            """UPDATE api_keys SET revoked_at = $2, revoked_reason = $3
+               WHERE id = $1 AND revoked_at IS NULL""",
             key_id,
             now,
+            reason,
         )
         > 0
     )

@@ -94,6 +94,10 @@ class KeyOut(BaseModel):
     last_used_at: dt.datetime | None
     expires_at: dt.datetime | None
     revoked_at: dt.datetime | None
+    revoked_reason: Literal["revoked", "member_removed", "rotated", "leaked"] | None = Field(
+        description="Why the key was revoked: by a person, with its member's removal, "
+        "rotated, or found in public (leaked)."
+    )
     rotated_from_id: int | None
     requests_this_period: int
 
@@ -131,6 +135,7 @@ def _key_out(key: ApiKeyRow, creator_email: str, requests: int) -> dict[str, Any
         "last_used_at": key.last_used_at,
         "expires_at": key.expires_at,
         "revoked_at": key.revoked_at,
+        "revoked_reason": key.revoked_reason,
         "rotated_from_id": key.rotated_from_id,
         "requests_this_period": requests,
     }

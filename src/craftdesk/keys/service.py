@@ -75,12 +75,24 @@ async def _audit(
     )
 
 
-async def revoke_key(tx: Transaction, key: ApiKeyRow, *, actor: Actor) -> bool:
-    """Revoke the key from its next request on, and audit it. Revoking twice is harmless:
-    returns whether this call revoked it."""
-    if not await queries.set_revoked(tx, key.id, utcnow()):
+RevokedReason = Literal["revoked", "member_removed", "rotated", "leaked"]
+
+
+async def revoke_key(
+    tx: Transaction,
+    key: ApiKeyRow,
+    *,
+    actor: Actor,
+    reason: RevokedReason = "revoked",
+    details: dict[str, Any] | None = None,
+) -> bool:
+    """Revoke the key from its next request on, and audit it (``key.revoked``, or
+    ``key.leaked`` for a key found in public). Revoking twice is harmless: returns whether
+    this call revoked it."""
+    if not await queries.set_revoked(tx, key.id, utcnow(), reason):
         return False
-    await _audit(tx, actor, "key.revoked", key, {})
+    action: Action = "key.leaked" if reason == "leaked" else "key.revoked"
+    await _audit(tx, actor, action, key, {"reason": reason, **(details or {})})
     return True
 
 

@@ -1,6 +1,6 @@
 import datetime as dt
 
-from sqlalchemy import Date, ForeignKey, Integer
+from sqlalchemy import BigInteger, Date, ForeignKey, Integer
 from sqlalchemy.orm import Mapped, mapped_column
 
 from craftdesk.db import Base, UTCDateTime
@@ -39,4 +39,17 @@ class KeyDailyUsage(Base):
         ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True
     )
     day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    requests: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class KeyRateWindow(Base):
+    """Requests one key was admitted in one window of its rate limit (fixed windows, aligned
+    on the epoch: ``window_start`` is a multiple of the limit's seconds)."""
+
+    __tablename__ = "key_rate_windows"
+
+    api_key_id: Mapped[int] = mapped_column(
+        ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True
+    )
+    window_start: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # epoch seconds
     requests: Mapped[int] = mapped_column(Integer, default=0)

@@ -143,7 +143,7 @@ async def revoke_orphaned_keys(
 ) -> int:
     """Revoke the user's keys of the workspace left without a membership."""
     return await tx.execute(
-        """UPDATE api_keys SET revoked_at = $3
+        """UPDATE api_keys SET revoked_at = $3, revoked_reason = 'member_removed'
            WHERE workspace_id = $1 AND created_by_id = $2 AND membership_id IS NULL
              AND revoked_at IS NULL""",
         workspace_id,
