@@ -497,7 +497,7 @@ def craftdesk_server(env: dict[str, str], port: int) -> Iterator[Served]:
     argv = [
         sys.executable, "-m", "uvicorn", "craftdesk.app:create_app", "--factory",
         "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-        "--no-access-log", "--log-level", "warning",
+        "--no-access-log", "--log-level", "warning", "--no-proxy-headers",
     ]
     with _running(argv, env, ROOT, f"http://127.0.0.1:{port}/readyz", "the server") as process:
         yield Served(port, [process.pid], process.pid)

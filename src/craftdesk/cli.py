@@ -268,7 +268,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
         workers=args.workers,
         log_config=logging_config(settings.log_level),
         access_log=False,
-        proxy_headers=True,
+        # The app reads X-Forwarded-For itself, from CRAFTDESK_TRUSTED_PROXIES only:
+        # uvicorn's would believe any such header from 127.0.0.1.
+        proxy_headers=False,
         server_header=False,
     )
 

@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from craftdesk.clients import Network, parse_network
+
 DEVELOPMENT_PEPPER = "development-pepper-not-for-production"
 MIN_PEPPER_LENGTH = 32
 
@@ -22,6 +24,8 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///./craftdesk.db"
     key_pepper: str = ""
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # The proxies whose X-Forwarded-For is believed (CIDRs, comma separated): none by default.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_level: str = "INFO"
 
     quota_free: int = Field(1_000, ge=0)
@@ -50,10 +54,25 @@ class Settings(BaseSettings):
     @model_validator(mode="before")
     @classmethod
     def _split_origins(cls, values: dict[str, object]) -> dict[str, object]:
-        origins = values.get("cors_origins")
-        if isinstance(origins, str):
-            values["cors_origins"] = [o.strip() for o in origins.split(",") if o.strip()]
+        for name in ("cors_origins", "trusted_proxies"):
+            listed = values.get(name)
+            if isinstance(listed, str):
+                values[name] = [item.strip() for item in listed.split(",") if item.strip()]
         return values
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, proxies: list[str]) -> list[str]:
+        try:
+            return [str(parse_network(proxy)) for proxy in proxies]
+        except ValueError as exc:
+            raise ValueError(
+                f"CRAFTDESK_TRUSTED_PROXIES must list CIDR ranges, e.g. 10.0.0.0/8 ({exc})"
+            ) from None
+
+    @cached_property
+    def trusted_networks(self) -> list[Network]:
+        return [parse_network(proxy) for proxy in self.trusted_proxies]
 
     @model_validator(mode="after")
     def _refuse_any_origin(self) -> "Settings":

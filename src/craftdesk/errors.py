@@ -10,6 +10,7 @@
     ├── Conflict            409        conflict, last_owner
     ├── Unprocessable       422        validation_error (rules a schema cannot state)
     ├── QuotaExceeded       429        quota_exceeded (Retry-After)
+    │   └── RateLimited     429        rate_limited: the key's own rate limit (Retry-After)
     ├── TooManyAttempts     429        too_many_attempts (Retry-After)
     └── DatabaseUnavailable 503        database_unavailable
 
@@ -109,6 +110,10 @@ class QuotaExceeded(ProblemError):
     status = 429
     code = "quota_exceeded"
     quota: Any = None  # the workspace's Quota, for the rate-limit headers
+
+
+class RateLimited(QuotaExceeded):
+    code = "rate_limited"
 
 
 class TooManyAttempts(ProblemError):

@@ -6,11 +6,13 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from starlette.middleware.gzip import GZipResponder
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from craftdesk.clients import Network, client_address
 from craftdesk.db import utcnow
 from craftdesk.errors import problem_response
 from craftdesk.logs import request_id as current_request_id
@@ -30,9 +32,12 @@ _SECURITY_HEADERS = [
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int):
+    def __init__(
+        self, app: ASGIApp, *, max_body_bytes: int, trusted_proxies: Sequence[Network] = ()
+    ):
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.trusted_proxies = list(trusted_proxies)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -41,7 +46,18 @@ class RequestContextMiddleware:
         headers = dict(scope["headers"])
         incoming = headers.get(b"x-request-id", b"").decode("latin-1")
         request_id = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        peer = scope["client"][0] if scope.get("client") else None
+        if self.trusted_proxies:
+            forwarded = [
+                value.decode("latin-1")
+                for name, value in scope["headers"]
+                if name == b"x-forwarded-for"
+            ]
+            state["client_ip"] = client_address(peer, forwarded, self.trusted_proxies)
+        else:
+            state["client_ip"] = client_address(peer, (), ())
         current_request_id.set(request_id)
         started = time.perf_counter()
         status = 500

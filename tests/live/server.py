@@ -103,7 +103,7 @@ def spawn_server(env: dict[str, str], workdir: Path) -> LiveServer:
         [
             sys.executable, "-m", "uvicorn", "craftdesk.app:create_app",
             "--factory", "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
-            "--no-server-header",
+            "--no-server-header", "--no-proxy-headers",
         ],
         env=env,
         cwd=workdir,  # no stray .env

@@ -16,6 +16,7 @@ from craftdesk.db import Transaction, utcnow
 Action = Literal[
     "key.created",
     "key.renamed",
+    "key.updated",
     "key.rotated",
     "key.revoked",
     "key.leaked",
@@ -65,8 +66,10 @@ class Target:
 
 
 def client_ip(request: Request) -> str | None:
-    """The client's address (behind a proxy, the one uvicorn's proxy headers resolved)."""
-    return request.client.host if request.client is not None else None
+    """The client's address (``craftdesk.clients``: behind a trusted proxy, the one it
+    forwarded)."""
+    address: str | None = request.scope["state"]["client_ip"]
+    return address
 
 
 async def record(

@@ -75,7 +75,10 @@ async def authenticate(request: Request) -> Principal:
     state = request.app.state
     try:
         principal: Principal = await state.gate.admit(
-            public_id, hash_key(state.settings.pepper, token), workspace
+            public_id,
+            hash_key(state.settings.pepper, token),
+            workspace,
+            request.scope["state"]["client_ip"],
         )
     except QuotaExceeded as exc:
         request.state.quota = exc.quota

@@ -24,10 +24,11 @@ import asyncio
 import datetime as dt
 import functools
 import hmac
+import ipaddress
 import json
 import logging
 import sqlite3
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -35,7 +36,8 @@ from typing import Any, NamedTuple
 import asyncpg
 
 from craftdesk.auth.permissions import scope_access
-from craftdesk.auth.principal import Principal, Quota
+from craftdesk.auth.principal import KeyRate, Principal, Quota
+from craftdesk.clients import Network, parse_network
 from craftdesk.config import Settings
 from craftdesk.db import (
     Database,
@@ -50,6 +52,7 @@ from craftdesk.errors import (
     Forbidden,
     ProblemError,
     QuotaExceeded,
+    RateLimited,
     Unauthorized,
 )
 from craftdesk.metering import counter
@@ -67,7 +70,7 @@ _LOOKUP = """
 SELECT k.id, k.public_id, k.name, k.key_hash, k.scope, k.permissions,
        k.project_ids, k.expires_at, k.revoked_at IS NOT NULL, k.last_used_at,
        k.created_by_id, m.role, w.id, w.slug, w.name, w.plan, w.quota_override,
-       w.billing_anchor
+       w.billing_anchor, k.allowed_ips, k.rate_limit_requests, k.rate_limit_seconds
 FROM api_keys AS k
 JOIN workspaces AS w ON w.id = k.workspace_id
 LEFT JOIN memberships AS m ON m.id = k.membership_id
@@ -96,6 +99,14 @@ class KeyRow(NamedTuple):
     plan: str
     quota_override: int | None
     billing_anchor: dt.datetime
+    allowed_ips: str | None  # JSON text
+    rate_limit_requests: int | None
+    rate_limit_seconds: int | None
+
+    def window_start(self, epoch: int) -> int | None:
+        """The start of the rate-limit window holding ``epoch`` (None: no rate limit)."""
+        seconds = self.rate_limit_seconds
+        return None if seconds is None else epoch // seconds * seconds
 
 
 _KEY_COLUMNS = len(KeyRow._fields)
@@ -106,6 +117,7 @@ class _Attempt:
     public_id: str
     key_hash: bytes
     workspace_slug: str | None
+    client_ip: str | None
     future: asyncio.Future[Principal] = field(repr=False)
 
     def resolve(self, outcome: Principal | ProblemError) -> None:
@@ -146,7 +158,27 @@ def _rejection(row: KeyRow | None, attempt: _Attempt, now: dt.datetime) -> Probl
             "or use a full or read-only key.",
             code="plan_required",
         )
+    if row.allowed_ips is not None and not _allowed(row.allowed_ips, attempt.client_ip):
+        return Forbidden(
+            f"This API key may not be used from {attempt.client_ip or 'an unknown address'}: "
+            "it is limited to its allowed IP ranges. Call from one of them, or change the "
+            "key's allowed IPs in Settings → Integrations → API Keys.",
+            code="ip_not_allowed",
+        )
     return None
+
+
+def _allowed(allowed_ips: str, client_ip: str | None) -> bool:
+    if client_ip is None:
+        return False
+    address = ipaddress.ip_address(client_ip)  # as craftdesk.clients wrote it
+    return any(address in network for network in _networks(allowed_ips))
+
+
+@functools.lru_cache(maxsize=4096)
+def _networks(allowed_ips: str) -> tuple[Network, ...]:
+    """A key's allowed ranges, parsed once per distinct list (the column's JSON text)."""
+    return tuple(parse_network(cidr) for cidr in json.loads(allowed_ips))
 
 
 def _internal_error() -> ProblemError:
@@ -157,22 +189,26 @@ class _Batch:
     """One batch's decisions, apart from the database: whom to refuse, whom to admit.
 
     Each request is decided on its own: a key row that cannot be read or checked fails its
-    own requests (500, not counted), never the rest of the batch.
+    own requests (500, not counted), never the rest of the batch. In order: the checks
+    (``check``), then each key's own rate limit (``limit``), then each workspace's quota
+    (``admit``); a request refused by its key's rate limit is not counted against the quota.
     """
 
     def __init__(self, attempts: list[_Attempt], settings: Settings):
         self.attempts = attempts
         self.now = utcnow()
+        self.epoch = int(self.now.timestamp())
         self.outcomes: list[tuple[_Attempt, Principal | ProblemError]] = []
         self._settings = settings
-        self._groups: dict[int, list[tuple[_Attempt, KeyRow, Principal]]] = {}
+        self._groups: dict[int, list[_Accepted]] = {}
+        self._limited: dict[int, list[_Accepted]] = {}
         self._demands: dict[int, Demand] = {}
 
-    def check(self, found: Mapping[str, Any], decode: Callable[[Any], KeyRow]) -> list[Demand]:
-        """Reject what fails the checks; what remains asks, per workspace, to be admitted.
-        ``found`` holds the database's row of each key found, which ``decode`` reads."""
+    def check(self, found: Mapping[str, Any], decode: Callable[[Any], KeyRow]) -> None:
+        """Reject what fails the checks. ``found`` holds the database's row of each key
+        found, which ``decode`` reads."""
         rows: dict[str, KeyRow | None] = {}
-        groups: dict[int, list[tuple[_Attempt, KeyRow, Principal]]] = defaultdict(list)
+        groups: dict[int, list[_Accepted]] = defaultdict(list)
         for attempt in self.attempts:
             try:
                 if attempt.public_id not in rows:
@@ -182,7 +218,7 @@ class _Batch:
                 rejection = _rejection(row, attempt, self.now)
                 if rejection is None:
                     assert row is not None
-                    groups[row.workspace_id].append((attempt, row, _principal(row)))
+                    groups[row.workspace_id].append(_Accepted(attempt, row, _principal(row)))
                 else:
                     self.outcomes.append((attempt, rejection))
             except Exception as exc:
@@ -193,22 +229,57 @@ class _Batch:
                     exc,
                 )
                 self.outcomes.append((attempt, _internal_error()))
-        for workspace_id in sorted(groups):
-            group = groups[workspace_id]
-            first = group[0][1]
+        self._groups = groups
+
+    @property
+    def rate_windows(self) -> dict[int, int]:
+        """The current window of each key with a rate limit, by key id."""
+        return {
+            accepted.row.id: window
+            for group in self._groups.values()
+            for accepted in group
+            if (window := accepted.row.window_start(self.epoch)) is not None
+        }
+
+    def limit(self, window_used: Mapping[int, int]) -> list[Demand]:
+        """Hold each key with a rate limit to it, given what its window admitted before
+        (absent: nothing); what remains asks, per workspace, to be admitted."""
+        taken: Counter[int] = Counter()
+        for workspace_id in sorted(self._groups):
+            passed: list[_Accepted] = []
+            limited: list[_Accepted] = []
+            for accepted in self._groups[workspace_id]:
+                row = accepted.row
+                if row.rate_limit_requests is None or row.rate_limit_seconds is None:
+                    passed.append(accepted)
+                    continue
+                used = window_used.get(row.id, 0) + taken[row.id]
+                rate = KeyRate(
+                    row.rate_limit_requests,
+                    row.rate_limit_seconds,
+                    min(used + 1, row.rate_limit_requests),
+                    row.window_start(self.epoch) or 0,
+                )
+                if used < row.rate_limit_requests:
+                    taken[row.id] += 1
+                    passed.append(accepted._replace(rate=rate))
+                else:
+                    limited.append(accepted._replace(rate=rate))
+            first = (passed or limited)[0].row
+            self._groups[workspace_id] = passed
+            self._limited[workspace_id] = limited
             self._demands[workspace_id] = Demand(
                 workspace_id=workspace_id,
                 period=BillingPeriod.containing(first.billing_anchor, self.now),
                 limit=quota_limit(self._settings, first.plan, first.quota_override),
-                key_ids=[row.id for _, row, _ in group],
+                key_ids=[accepted.row.id for accepted in passed],
             )
-        self._groups = groups
         return list(self._demands.values())
 
     def fail(self, workspace_id: int) -> None:
         """Answer a workspace's requests with 500 instead of admitting them."""
-        for attempt, _, _ in self._groups.pop(workspace_id):
-            self.outcomes.append((attempt, _internal_error()))
+        for accepted in self._groups.pop(workspace_id) + self._limited.pop(workspace_id):
+            self.outcomes.append((accepted.attempt, _internal_error()))
         del self._demands[workspace_id]
 
     @property
@@ -216,26 +287,45 @@ class _Batch:
         """Keys whose ``last_used_at`` is worth updating (it may be coarse)."""
         return sorted(
             {
-                row.id
+                accepted.row.id
                 for group in self._groups.values()
-                for _, row, _ in group
-                if row.last_used_at is None or self.now - row.last_used_at >= LAST_USED_RESOLUTION
+                for accepted in group
+                if (last := accepted.row.last_used_at) is None
+                or self.now - last >= LAST_USED_RESOLUTION
             }
         )
 
     def admit(self, used: Mapping[int, int]) -> None:
-        """Admit the first requests of each workspace up to its quota, given its prior count."""
+        """Admit the first requests of each workspace up to its quota, given its prior count;
+        answer those its keys' rate limits refused."""
         for workspace_id, group in self._groups.items():
             demand = self._demands[workspace_id]
             before = used[workspace_id]
             allowed = demand.admitted(before)
-            for position, (attempt, _, principal) in enumerate(group):
+            for position, accepted in enumerate(group):
                 if position < allowed:
-                    quota = Quota(demand.limit, before + position + 1, demand.period)
-                    self.outcomes.append((attempt, principal._replace(quota=quota)))
+                    quota = Quota(demand.limit, before + position + 1, demand.period, accepted.rate)
+                    self.outcomes.append(
+                        (accepted.attempt, accepted.principal._replace(quota=quota))
+                    )
                 else:
-                    quota = Quota(demand.limit, max(before, demand.limit), demand.period)
-                    self.outcomes.append((attempt, _quota_exceeded(quota, self.now)))
+                    quota = Quota(
+                        demand.limit, max(before, demand.limit), demand.period, accepted.rate
+                    )
+                    self.outcomes.append((accepted.attempt, _quota_exceeded(quota, self.now)))
+            after = before + allowed
+            for accepted in self._limited[workspace_id]:
+                quota = Quota(demand.limit, after, demand.period, accepted.rate)
+                self.outcomes.append((accepted.attempt, _rate_limited(quota, self.now)))
+
+
+class _Accepted(NamedTuple):
+    """A request whose key passed the checks, with the key's rate-limit state once known."""
+
+    attempt: _Attempt
+    row: KeyRow
+    principal: Principal
+    rate: KeyRate | None = None
 
 
 class _PostgresStore:
@@ -260,7 +350,10 @@ class _PostgresStore:
             try:
                 records = await counter.admit_postgres(
                     self._driver,
-                    [(a.public_id, a.key_hash, _text(a.workspace_slug)) for a in batch.attempts],
+                    [
+                        (a.public_id, a.key_hash, _text(a.workspace_slug), a.client_ip)
+                        for a in batch.attempts
+                    ],
                     batch.now,
                     self._plan_quotas,
                     batch.now - LAST_USED_RESOLUTION,
@@ -273,8 +366,13 @@ class _PostgresStore:
                 await self.close(invalidate=True)
                 self._pool.expire_connections()
                 raise
-        found = {record["public_id"]: record for record in records}
-        demands = {demand.workspace_id: demand for demand in batch.check(found, _postgres_row)}
+        batch.check({record["public_id"]: record for record in records}, _postgres_row)
+        window_used = {
+            record["id"]: record["window_used"]
+            for record in records
+            if record["window_used"] is not None
+        }
+        demands = {demand.workspace_id: demand for demand in batch.limit(window_used)}
         metered = {record["workspace_id"]: record for record in records}
         counted: dict[int, list[Any]] = defaultdict(list)
         for record in records:
@@ -374,9 +472,11 @@ class _SqliteStore:
         try:
             public_ids = sorted({attempt.public_id for attempt in batch.attempts})
             cursor.execute(_sqlite_lookup(len(public_ids)), public_ids)
-            demands = batch.check({row[1]: row for row in cursor.fetchall()}, _sqlite_row)
+            batch.check({row[1]: row for row in cursor.fetchall()}, _sqlite_row)
+            windows = batch.rate_windows
+            demands = batch.limit(counter.window_counts_sqlite(cursor, windows))
             used = (
-                counter.meter_sqlite(cursor, demands, batch.stale_key_ids, batch.now)
+                counter.meter_sqlite(cursor, demands, batch.stale_key_ids, batch.now, windows)
                 if demands
                 else {}
             )
@@ -452,9 +552,15 @@ class KeyGate:
             await self._task
         await self._store.close()
 
-    async def admit(self, public_id: str, key_hash: bytes, workspace_slug: str | None) -> Principal:
+    async def admit(
+        self,
+        public_id: str,
+        key_hash: bytes,
+        workspace_slug: str | None,
+        client_ip: str | None,
+    ) -> Principal:
         future: asyncio.Future[Principal] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Attempt(public_id, key_hash, workspace_slug, future))
+        self._pending.append(_Attempt(public_id, key_hash, workspace_slug, client_ip, future))
         self._wakeup.set()
         return await future
 
@@ -515,6 +621,20 @@ def _principal(row: KeyRow) -> Principal:
         plan=row.plan,
         quota=_UNCOUNTED,
     )
+
+
+def _rate_limited(quota: Quota, now: dt.datetime) -> RateLimited:
+    assert quota.key_rate is not None
+    rate = quota.key_rate
+    retry_after = rate.seconds_left(now)
+    error = RateLimited(
+        f"This API key is limited to {rate.limit} requests per {rate.seconds} s, and used "
+        f"them all. Retry in {retry_after} s, or raise the key's rate limit in Settings → "
+        "Integrations → API Keys. (This request did not count against the quota.)",
+        headers={"Retry-After": str(retry_after)},
+    )
+    error.quota = quota
+    return error
 
 
 def _quota_exceeded(quota: Quota, now: dt.datetime) -> QuotaExceeded:

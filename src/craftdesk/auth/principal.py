@@ -9,10 +9,24 @@ from craftdesk.errors import Forbidden, InsufficientScope
 from craftdesk.metering.periods import BillingPeriod
 
 
+class KeyRate(NamedTuple):
+    """A key's own rate limit, as of a request: ``limit`` requests per fixed window of
+    ``seconds`` (aligned on the epoch, starting at ``window_start``), ``used`` of them."""
+
+    limit: int
+    seconds: int
+    used: int
+    window_start: int
+
+    def seconds_left(self, now: dt.datetime) -> int:
+        return max(1, self.window_start + self.seconds - int(now.timestamp()))
+
+
 class Quota(NamedTuple):
     limit: int
     used: int
     period: BillingPeriod
+    key_rate: KeyRate | None = None
 
     @property
     def remaining(self) -> int:
@@ -20,12 +34,22 @@ class Quota(NamedTuple):
 
     def raw_headers(self, now: dt.datetime) -> list[tuple[bytes, bytes]]:
         """RateLimit headers (IETF httpapi draft) and GitHub-style ``X-RateLimit-*``, as ASGI
-        wants them (every key-authenticated response carries them, so no dict in between)."""
+        wants them (every key-authenticated response carries them, so no dict in between).
+        A key with its own rate limit adds it as a second policy, ``"key"``."""
         remaining = self.remaining
         reset_in = self.period.seconds_left(now)
+        policy = b'"billing-period";q=%d' % self.limit
+        state = b'"billing-period";r=%d;t=%d' % (remaining, reset_in)
+        rate = self.key_rate
+        if rate is not None:
+            policy += b', "key";q=%d;w=%d' % (rate.limit, rate.seconds)
+            state += b', "key";r=%d;t=%d' % (
+                max(0, rate.limit - rate.used),
+                rate.seconds_left(now),
+            )
         return [
-            (b"ratelimit-policy", b'"billing-period";q=%d' % self.limit),
-            (b"ratelimit", b'"billing-period";r=%d;t=%d' % (remaining, reset_in)),
+            (b"ratelimit-policy", policy),
+            (b"ratelimit", state),
             (b"x-ratelimit-limit", b"%d" % self.limit),
             (b"x-ratelimit-remaining", b"%d" % remaining),
             (b"x-ratelimit-used", b"%d" % self.used),

@@ -66,12 +66,16 @@ async def insert_key(
     expires_at: dt.datetime | None,
     created_at: dt.datetime,
     rotated_from_id: int | None,
+    allowed_ips: list[str] | None,
+    rate_limit: tuple[int, int] | None,
 ) -> ApiKeyRow:
+    limit, seconds = rate_limit if rate_limit is not None else (None, None)
     row = await tx.write(
         f"""INSERT INTO api_keys (public_id, workspace_id, created_by_id, membership_id, name,
                 key_hash, last_four, scope, permissions, project_ids, expires_at, created_at,
-                rotated_from_id)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::json, $10::json, $11, $12, $13)
+                rotated_from_id, allowed_ips, rate_limit_requests, rate_limit_seconds)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::json, $10::json, $11, $12, $13,
+                    $14::json, $15, $16)
             RETURNING {KEY}""",
         public_id,
         workspace_id,
@@ -86,6 +90,9 @@ async def insert_key(
         expires_at,
         created_at,
         rotated_from_id,
+        _json(allowed_ips),
+        limit,
+        seconds,
     )
     assert row is not None
     return ApiKeyRow.of(row)
@@ -133,6 +140,25 @@ async def set_revoked(tx: Transaction, key_id: int, now: dt.datetime, reason: st
 
 async def set_expiry(tx: Transaction, key_id: int, expires_at: dt.datetime) -> None:
     await tx.execute("UPDATE api_keys SET expires_at = $2 WHERE id = $1", key_id, expires_at)
+
+
+async def set_controls(
+    tx: Transaction,
+    key_id: int,
+    allowed_ips: list[str] | None,
+    rate_limit_requests: int | None,
+    rate_limit_seconds: int | None,
+) -> None:
+    """Set where the key may be used from and its rate limit (``None``: anywhere, none)."""
+    await tx.execute(
+        """UPDATE api_keys SET allowed_ips = $2::json, rate_limit_requests = $3,
+                               rate_limit_seconds = $4
+           WHERE id = $1""",
+        key_id,
+        _json(allowed_ips),
+        rate_limit_requests,
+        rate_limit_seconds,
+    )
 
 
 async def set_name(tx: Transaction, key_id: int, name: str) -> None:

@@ -4,12 +4,13 @@ import datetime as dt
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request, Response
-from pydantic import BaseModel, Field, field_validator
+from pydantic import AfterValidator, BaseModel, Field, field_validator
 
 from craftdesk.audit.service import Action, Actor, Target, record
 from craftdesk.auth.permissions import RESOURCES, ResourceAccess, Scope, scope_access
 from craftdesk.auth.sessions import CurrentUser, SignedIn
 from craftdesk.auth.tokens import display_prefix
+from craftdesk.clients import parse_network
 from craftdesk.db import Db, IntegrityViolation, Queries, Transaction, utcnow
 from craftdesk.errors import (
     SESSION_ROUTE_ERRORS,
@@ -41,6 +42,49 @@ class CustomPermissions(Body):
     members: Access = "none"
 
 
+class RateLimit(Body):
+    requests: int = Field(ge=1, le=1_000_000, description="Requests admitted per window.")
+    per_seconds: int = Field(
+        ge=1, le=86_400, description="The window, in seconds (fixed windows, aligned on the epoch)."
+    )
+
+
+def _cidrs(value: list[str] | None) -> list[str] | None:
+    """Each range parsed and written one way (``10.1.2.3/8`` is ``10.0.0.0/8``), once."""
+    if value is None:
+        return None
+    ranges: list[str] = []
+    for text in value:
+        try:
+            network = str(parse_network(text))
+        except ValueError:
+            raise ValueError(f"{text!r} is not an IPv4 or IPv6 address or CIDR range") from None
+        if network not in ranges:
+            ranges.append(network)
+    return ranges
+
+
+AllowedIps = Annotated[
+    list[Annotated[str, Field(max_length=64)]] | None,
+    Field(
+        min_length=1,
+        max_length=50,
+        description="Where the key may be used from: up to 50 IPv4 or IPv6 CIDR ranges (or "
+        "addresses). A request from elsewhere gets 403 `ip_not_allowed`. Left out or null: "
+        "anywhere.",
+        examples=[["203.0.113.0/24", "2001:db8::/32"]],
+    ),
+    AfterValidator(_cidrs),
+]
+KeyRateLimit = Annotated[
+    RateLimit | None,
+    Field(
+        description="The key's own rate limit; past it, 429 `rate_limited` (not counted "
+        "against the quota). Left out or null: none."
+    ),
+]
+
+
 class KeyCreate(Body):
     name: Name = Field(examples=["CI/CD Pipeline"])
     scope: Literal["full", "read_only", "custom"] = "full"
@@ -51,6 +95,8 @@ class KeyCreate(Body):
     expires_at: dt.datetime | None = Field(
         None, description="When the key stops working: in the future, at most 5 years away."
     )
+    allowed_ips: AllowedIps = None
+    rate_limit: KeyRateLimit = None
 
     @field_validator("expires_at")
     @classmethod
@@ -67,8 +113,12 @@ class KeyCreate(Body):
         return value.astimezone(dt.UTC)
 
 
-class KeyRename(Body):
-    name: Name
+class KeyUpdate(Body):
+    """What changes (a field left out stays as it is; null clears the IPs or the limit)."""
+
+    name: Name | None = None
+    allowed_ips: AllowedIps = None
+    rate_limit: KeyRateLimit = None
 
 
 class KeyRotate(Body):
@@ -93,6 +143,8 @@ class KeyOut(BaseModel):
     created_by: Creator
     last_used_at: dt.datetime | None
     expires_at: dt.datetime | None
+    allowed_ips: list[str] | None
+    rate_limit: RateLimit | None
     revoked_at: dt.datetime | None
     revoked_reason: Literal["revoked", "member_removed", "rotated", "leaked"] | None = Field(
         description="Why the key was revoked: by a person, with its member's removal, "
@@ -134,6 +186,10 @@ def _key_out(key: ApiKeyRow, creator_email: str, requests: int) -> dict[str, Any
         "created_by": {"id": key.created_by_id, "email": creator_email},
         "last_used_at": key.last_used_at,
         "expires_at": key.expires_at,
+        "allowed_ips": key.allowed_ips,
+        "rate_limit": None
+        if key.rate_limit_requests is None
+        else {"requests": key.rate_limit_requests, "per_seconds": key.rate_limit_seconds},
         "revoked_at": key.revoked_at,
         "revoked_reason": key.revoked_reason,
         "rotated_from_id": key.rotated_from_id,
@@ -229,6 +285,10 @@ async def create_key(body: KeyCreate, user: CurrentUser, db: Db, request: Reques
             else None,
             project_ids=sorted(set(body.project_ids)) if body.project_ids else None,
             expires_at=body.expires_at,
+            allowed_ips=body.allowed_ips,
+            rate_limit=(body.rate_limit.requests, body.rate_limit.per_seconds)
+            if body.rate_limit
+            else None,
         )
         await _audit(tx, request, user, "key.created", key, {"scope": key.scope})
     return respond({**_key_out(key, user.email, 0), "key": issued.key}, 201, NO_STORE)
@@ -254,16 +314,42 @@ async def get_key(key_id: Id, user: CurrentUser, db: Db) -> Response:
     return respond(_listed_out(await _visible_key(db, user, key_id)))
 
 
-@router.patch("/{key_id}", summary="Rename an API key", response_model=KeyOut)
-async def rename_key(
-    key_id: Id, body: KeyRename, user: CurrentUser, db: Db, request: Request
+@router.patch(
+    "/{key_id}",
+    summary="Rename a key, set where it may be used from and its rate limit",
+    response_model=KeyOut,
+)
+async def update_key(
+    key_id: Id, body: KeyUpdate, user: CurrentUser, db: Db, request: Request
 ) -> Response:
+    given = body.model_fields_set
     async with db.transaction() as tx:
         key, email, requests = await _visible_key(tx, user, key_id)
-        if key.name != body.name:
+        if body.name is not None and key.name != body.name:
             await queries.set_name(tx, key.id, body.name)
             await _audit(tx, request, user, "key.renamed", key, {"from": key.name, "to": body.name})
             key = key._replace(name=body.name)
+        changes: dict[str, Any] = {}
+        if "allowed_ips" in given and body.allowed_ips != key.allowed_ips:
+            changes["allowed_ips"] = body.allowed_ips
+        rate = (body.rate_limit.requests, body.rate_limit.per_seconds) if body.rate_limit else None
+        if "rate_limit" in given and rate != (
+            None
+            if key.rate_limit_requests is None
+            else (key.rate_limit_requests, key.rate_limit_seconds)
+        ):
+            changes["rate_limit"] = body.rate_limit.model_dump() if body.rate_limit else None
+        if changes:
+            allowed_ips = changes.get("allowed_ips", key.allowed_ips)
+            if "rate_limit" in changes:
+                limit, seconds = rate if rate else (None, None)
+            else:
+                limit, seconds = key.rate_limit_requests, key.rate_limit_seconds
+            await queries.set_controls(tx, key.id, allowed_ips, limit, seconds)
+            await _audit(tx, request, user, "key.updated", key, changes)
+            key = key._replace(
+                allowed_ips=allowed_ips, rate_limit_requests=limit, rate_limit_seconds=seconds
+            )
     return respond(_key_out(key, email, requests))
 
 

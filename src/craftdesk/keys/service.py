@@ -29,6 +29,8 @@ async def issue_key(
     project_ids: list[int] | None = None,
     expires_at: dt.datetime | None = None,
     rotated_from_id: int | None = None,
+    allowed_ips: list[str] | None = None,
+    rate_limit: tuple[int, int] | None = None,
 ) -> tuple[ApiKeyRow, IssuedKey]:
     """Store a new key's hash and return the row with the key, to be shown exactly once.
 
@@ -50,6 +52,8 @@ async def issue_key(
         expires_at=expires_at,
         created_at=utcnow(),
         rotated_from_id=rotated_from_id,
+        allowed_ips=allowed_ips,
+        rate_limit=rate_limit,
     )
     return api_key, issued
 
@@ -140,6 +144,10 @@ async def rotate_key(
         project_ids=old.project_ids,
         expires_at=now + lifetime if lifetime is not None else None,
         rotated_from_id=old.id,
+        allowed_ips=old.allowed_ips,
+        rate_limit=(old.rate_limit_requests, old.rate_limit_seconds)
+        if old.rate_limit_requests is not None and old.rate_limit_seconds is not None
+        else None,
     )
     grace_end = now + dt.timedelta(seconds=grace_seconds)
     old_expires_at = old.expires_at
