@@ -64,6 +64,8 @@ ROOT = Path(__file__).resolve().parents[1]
 WRK_SCRIPT = ROOT / "bench" / "wrk.lua"
 PEER = ROOT / "bench" / "peer"
 PEPPER = "bench-pepper-0123456789abcdefghijklmnopqrstuvwxyz"
+# --key-controls: what the bench's keys carry then (a limit no run reaches: 10^6 per hour).
+KEY_CONTROLS = {"allowed_ips": ["127.0.0.0/8", "10.0.0.0/8"], "rate_limit": (1_000_000, 3600)}
 EMAIL = "bench@example.com"
 PASSWORD = "bench password, not a secret"
 QUOTA = 1_000_000_000
@@ -250,6 +252,7 @@ async def seed(
                             tx, pepper=PEPPER.encode(), workspace_id=workspace_id,
                             created_by_id=owner_id, membership_id=membership_id,
                             name=f"bench {route.name} {n}", scope="full",
+                            **(KEY_CONTROLS if args.key_controls else {}),
                         )
                         keys[route.name].append(issued.key)
                         key_ids[route.name].append(api_key.id)
@@ -1051,6 +1054,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="a PostgreSQL server's maintenance database, where the bench creates and drops "
              "its own (env CRAFTDESK_BENCH_POSTGRES_URL)",
     )
+    parser.add_argument("--key-controls", action="store_true",
+                        help="give the bench's keys an IP allowlist (loopback and 10.0.0.0/8) "
+                             "and a rate limit they stay under, to measure what they cost")
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     parser.add_argument("--profile", type=Path, metavar="DIR",
                         help="sample the server with py-spy during each run (pip install "
@@ -1105,6 +1111,7 @@ def main(argv: list[str] | None = None) -> None:
         f"{args.connections} connections, {args.rounds} rounds of {args.duration:g} s per route, "
         f"each after its own /healthz run; one uvicorn process"
         + ("; the peer: gunicorn, 1 process × 8 threads (gthread)" if peer else "")
+        + ("; keys with an IP allowlist and a rate limit" if args.key_controls else "")
         + f"; wrk -t{args.threads}; {started:%Y-%m-%d %H:%M} UTC"
     )
     print(table(results))
