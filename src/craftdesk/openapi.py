@@ -35,7 +35,7 @@ OPERATION_IDS = {
     "create_key": "create_api_key",
     "list_keys": "list_api_keys",
     "get_key": "get_api_key",
-    "rename_key": "update_api_key",
+    "update_key": "update_api_key",
     "key_usage": "get_api_key_usage",
     "revoke_key": "revoke_api_key",
     "rotate_key": "rotate_api_key",

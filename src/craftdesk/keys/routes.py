@@ -65,7 +65,7 @@ def _cidrs(value: list[str] | None) -> list[str] | None:
 
 
 AllowedIps = Annotated[
-    list[Annotated[str, Field(max_length=64)]] | None,
+    list[Annotated[str, Field(pattern=r"^[0-9A-Fa-f:.]{2,45}(/[0-9]{1,3})?$")]] | None,
     Field(
         min_length=1,
         max_length=50,
