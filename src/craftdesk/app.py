@@ -16,6 +16,7 @@ import craftdesk.auth.routes
 import craftdesk.auth.sessions
 import craftdesk.dashboard.routes
 import craftdesk.keys.routes
+import craftdesk.keys.scanning
 import craftdesk.members.routes
 import craftdesk.metering.routes
 import craftdesk.projects.routes
@@ -90,6 +91,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.db = db
         app.state.gate = gate
         settings.pepper  # noqa: B018 - warn at start-up, not on the first request
+        if app.state.github_keys is not None:
+            app.state.github_keys.current()  # read (and log) GitHub's keys at start-up
         gate.start()
         _freeze_startup_objects()
         try:
@@ -111,6 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
     app.state.settings = settings
+    app.state.github_keys = craftdesk.keys.scanning.github_keys(settings.github_scanning_keys_file)
     install_error_handlers(app)
     # Starlette tries the routes in order, a few µs each; FastAPI's own (the OpenAPI document
     # and the docs pages), which it adds first, go last.
@@ -141,6 +145,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         craftdesk.members.routes.router,
         craftdesk.auth.sessions.router,
         craftdesk.keys.routes.router,
+        craftdesk.keys.scanning.router,
         craftdesk.metering.routes.router,
         craftdesk.audit.routes.router,
         craftdesk.dashboard.routes.router,

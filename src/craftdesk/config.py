@@ -2,6 +2,7 @@
 
 import logging
 from functools import cached_property
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -27,6 +28,10 @@ class Settings(BaseSettings):
     # The proxies whose X-Forwarded-For is believed (CIDRs, comma separated): none by default.
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_level: str = "INFO"
+    # GitHub's secret scanning public keys, its JSON as published at
+    # https://api.github.com/meta/public_keys/secret_scanning (read at start-up and again
+    # whenever the file changes). Unset: POST /v1/secret-scanning/github answers 404.
+    github_scanning_keys_file: Path | None = None
 
     quota_free: int = Field(1_000, ge=0)
     quota_pro: int = Field(100_000, ge=0)
@@ -50,6 +55,11 @@ class Settings(BaseSettings):
                 "(the server's async drivers)"
             )
         return url
+
+    @field_validator("github_scanning_keys_file", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
 
     @model_validator(mode="before")
     @classmethod

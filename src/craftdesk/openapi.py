@@ -65,6 +65,11 @@ TAGS: list[dict[str, Any]] = [
         "description": "The workspace's plan and quota this billing period (signed-in session).",
     },
     {"name": "audit", "description": "The workspace's audit trail (signed-in owners and admins)."},
+    {
+        "name": "secret-scanning",
+        "description": "Alerts from GitHub's secret scanning partner program: keys found in "
+        "public are revoked at once (signed by GitHub; no key, no session).",
+    },
     {"name": "dashboard", "description": "Reads the web dashboard needs (signed-in session)."},
 ]
 

@@ -231,3 +231,44 @@ async def test_an_expiry_date_is_sent_with_the_new_key(page: Page, team: Team) -
     status = key_row(page, "Contractor").locator(".cell-status")
     await expect(status.locator(".badge")).to_have_text("Active")
     await expect(status).to_contain_text("expires in 30 days")
+
+
+async def test_a_key_found_in_public_says_where_and_links_only_web_urls(
+    page: Page, team: Team, seed: Seed
+) -> None:
+    now = dt.datetime.now(dt.UTC)
+    url = "https://github.com/octocat/Hello-World/blob/1234567/config/.env"
+    leaked = await seed.key(team.workspace, team.owner, name="Leaked on GitHub")
+    await seed.update_key(leaked, revoked_at=now, revoked_reason="leaked", leaked_url=url)
+    script = "javascript:document.title='pwned'"
+    odd = await seed.key(team.workspace, team.owner, name="Odd URL")
+    await seed.update_key(odd, revoked_at=now, revoked_reason="leaked", leaked_url=script)
+    markup = "https://example.com/<img src=x onerror=\"document.title='pwned'\">"
+    tagged = await seed.key(team.workspace, team.owner, name="Markup URL")
+    await seed.update_key(tagged, revoked_at=now, revoked_reason="leaked", leaked_url=markup)
+    by_hand = await seed.key(team.workspace, team.owner, name="By hand")
+    await seed.update_key(by_hand, revoked_at=now, revoked_reason="revoked")
+    removed = await seed.key(team.workspace, team.owner, name="Former member's")
+    await seed.update_key(removed, revoked_at=now, revoked_reason="member_removed")
+
+    await sign_in(page, team.workspace, team.owner)
+
+    status = key_row(page, "Leaked on GitHub").locator(".cell-status")
+    await expect(status.locator(".badge")).to_have_text("Revoked")
+    await expect(status).to_contain_text(f"Revoked automatically: found in public at {url}")
+    link = status.get_by_role("link", name=url)
+    await expect(link).to_have_attribute("href", url)
+    await expect(link).to_have_attribute("rel", "noopener noreferrer nofollow")
+
+    odd_status = key_row(page, "Odd URL").locator(".cell-status")
+    await expect(odd_status).to_contain_text(f"found in public at {script}")
+    await expect(odd_status.get_by_role("link")).to_have_count(0)
+    markup_status = key_row(page, "Markup URL").locator(".cell-status")
+    await expect(markup_status).to_contain_text(f"found in public at {markup}")
+    await expect(page.locator("#keys-body img")).to_have_count(0)
+
+    await expect(key_row(page, "By hand").locator(".revoked-reason")).to_have_count(0)
+    await expect(key_row(page, "Former member's").locator(".revoked-reason")).to_have_text(
+        "Revoked: member removed"
+    )
+    assert await page.title() != "pwned"

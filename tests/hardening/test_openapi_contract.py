@@ -20,6 +20,7 @@ differ (32-bit ids, no NUL in text), which is what this found.
 import asyncio
 from collections.abc import Iterator
 from http.cookies import SimpleCookie
+from pathlib import Path
 from typing import Any
 
 import hypothesis
@@ -36,6 +37,7 @@ from craftdesk.keys.service import issue_key
 from craftdesk.projects.queries import create_project, create_task
 from craftdesk.workspaces.service import create_workspace
 from tests.conftest import PASSWORD, TEST_PEPPER
+from tests.keys.github_signing import GitHubSigner, write_keys_file
 
 # Every check schemathesis has (the same as `--checks all`), on 25 generated examples per
 # operation besides the explicit and coverage-phase cases; a fixed seed keeps CI reproducible.
@@ -181,6 +183,18 @@ async def _seed(settings: Settings) -> str:
         return issued.key
     finally:
         await db.close()
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    """The test's settings, with GitHub's secret scanning enabled (keys the test made), so that
+    its endpoint is judged as deployed: what schemathesis sends it is never signed (401)."""
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        database_url=database_url,
+        key_pepper=TEST_PEPPER,
+        github_scanning_keys_file=write_keys_file(tmp_path / "github-keys.json", GitHubSigner()),
+    )
 
 
 @pytest.fixture

@@ -43,6 +43,7 @@ STABLE_OPERATION_IDS = {
     ("GET", "/v1/usage"): "get_workspace_usage",
     ("GET", "/v1/audit-events"): "list_audit_events",
     ("GET", "/v1/dashboard/projects"): "list_dashboard_projects",
+    ("POST", "/v1/secret-scanning/github"): "revoke_leaked_keys",
 }
 VERBS = ("get", "list", "create", "update", "delete", "revoke", "rotate", "sign")
 QUOTA_HEADERS = {
@@ -53,7 +54,7 @@ QUOTA_HEADERS = {
     "X-RateLimit-Used",
     "X-RateLimit-Reset",
 }
-PUBLIC_OPERATIONS = {"get_health", "get_readiness", "sign_in"}
+PUBLIC_OPERATIONS = {"get_health", "get_readiness", "sign_in", "revoke_leaked_keys"}
 
 
 def operations(document: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
@@ -206,6 +207,8 @@ async def test_the_public_operations_answer_without_credentials(client: httpx.As
     assert (await client.get("/readyz")).status_code == 200
     sign_in = await client.post("/v1/sessions", json={})
     assert sign_in.status_code == 422  # judged on its body, not refused for credentials
+    # Not enabled without CRAFTDESK_GITHUB_SCANNING_KEYS_FILE; its signature is its credential.
+    assert (await client.post("/v1/secret-scanning/github", content=b"[]")).status_code == 404
 
 
 def test_request_bodies_require_nothing_that_has_a_default(document: dict[str, Any]) -> None:

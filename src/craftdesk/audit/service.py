@@ -30,10 +30,11 @@ Action = Literal[
 
 @dataclass(frozen=True, slots=True)
 class Actor:
-    """Who acted: a signed-in ``user``, an ``api_key`` (with its creator), the ``cli``, or an
-    ``anonymous`` client (a failed sign-in), and from which address."""
+    """Who acted: a signed-in ``user``, an ``api_key`` (with its creator), the ``cli``, an
+    ``anonymous`` client (a failed sign-in), or GitHub's ``secret_scanning`` (a signed alert
+    that a key was found in public), and from which address."""
 
-    type: Literal["user", "api_key", "cli", "anonymous"]
+    type: Literal["user", "api_key", "cli", "anonymous", "secret_scanning"]
     user_id: int | None = None
     email: str | None = None
     key_id: int | None = None
@@ -50,6 +51,10 @@ class Actor:
     @classmethod
     def anonymous(cls, request: Request) -> "Actor":
         return cls("anonymous", ip=client_ip(request))
+
+    @classmethod
+    def secret_scanning(cls, request: Request) -> "Actor":
+        return cls("secret_scanning", ip=client_ip(request))
 
 
 CLI = Actor("cli")

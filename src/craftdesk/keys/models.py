@@ -1,7 +1,7 @@
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Integer, LargeBinary, String
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from craftdesk.db import Base, UTCDateTime, utcnow
@@ -42,6 +42,8 @@ class ApiKey(Base):
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     # Why: "revoked" (by a person), "member_removed", "rotated" or "leaked" (found in public).
     revoked_reason: Mapped[str | None] = mapped_column(String(16))
+    # Where a leaked key was found in public (GitHub's secret scanning alert), if said.
+    leaked_url: Mapped[str | None] = mapped_column(Text)
     # CIDR ranges the key may be used from (a JSON array); NULL: anywhere.
     allowed_ips: Mapped[list[str] | None] = mapped_column(JSON)
     # The key's own rate limit: at most rate_limit_requests per fixed window of

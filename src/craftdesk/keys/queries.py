@@ -5,10 +5,12 @@ import json
 from typing import Any, NamedTuple
 
 from craftdesk.db import Queries, Row, Transaction
+from craftdesk.projects.queries import placeholders
 
 KEY = """id, public_id, workspace_id, created_by_id, membership_id, name, last_four, scope,
          permissions, project_ids, expires_at, created_at, last_used_at, revoked_at,
-         rotated_from_id, revoked_reason, allowed_ips, rate_limit_requests, rate_limit_seconds"""
+         rotated_from_id, revoked_reason, allowed_ips, rate_limit_requests, rate_limit_seconds,
+         leaked_url"""
 
 
 class ApiKeyRow(NamedTuple):
@@ -33,6 +35,7 @@ class ApiKeyRow(NamedTuple):
     allowed_ips: list[str] | None
     rate_limit_requests: int | None
     rate_limit_seconds: int | None
+    leaked_url: str | None
 
     @classmethod
     def of(cls, row: Row | tuple[Any, ...]) -> "ApiKeyRow":
@@ -124,18 +127,38 @@ async def successor_id(db: Queries, key_id: int) -> int | None:
     return value
 
 
-async def set_revoked(tx: Transaction, key_id: int, now: dt.datetime, reason: str) -> bool:
+async def set_revoked(
+    tx: Transaction, key_id: int, now: dt.datetime, reason: str, leaked_url: str | None = None
+) -> bool:
     """Revoke the key unless it is already: returns whether this revoked it."""
     return (
         await tx.execute(
-            """UPDATE api_keys SET revoked_at = $2, revoked_reason = $3
+            """UPDATE api_keys SET revoked_at = $2, revoked_reason = $3, leaked_url = $4
                WHERE id = $1 AND revoked_at IS NULL""",
             key_id,
             now,
             reason,
+            leaked_url,
         )
         > 0
     )
+
+
+async def keys_by_public_id(db: Queries, public_ids: list[str]) -> list[tuple[ApiKeyRow, bytes]]:
+    """The keys of these public ids (at most a few thousand), each with its stored hash:
+    for matching keys reported found in public (``craftdesk.keys.scanning``)."""
+    if not public_ids:
+        return []
+    rows = await db.fetch(
+        f"""SELECT {KEY}, key_hash FROM api_keys
+            WHERE public_id IN ({placeholders(1, len(public_ids))})""",
+        *public_ids,
+    )
+    found = []
+    for row in rows:
+        values = tuple(row)
+        found.append((ApiKeyRow.of(values[:-1]), bytes(values[-1])))
+    return found
 
 
 async def set_expiry(tx: Transaction, key_id: int, expires_at: dt.datetime) -> None:

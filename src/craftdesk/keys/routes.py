@@ -150,6 +150,11 @@ class KeyOut(BaseModel):
         description="Why the key was revoked: by a person, with its member's removal, "
         "rotated, or found in public (leaked)."
     )
+    leaked_url: str | None = Field(
+        None,
+        description="Where the key was found in public, when GitHub's secret scanning "
+        'reported it (`revoked_reason: "leaked"`); null if not said.',
+    )
     rotated_from_id: int | None
     requests_this_period: int
 
@@ -192,6 +197,7 @@ def _key_out(key: ApiKeyRow, creator_email: str, requests: int) -> dict[str, Any
         else {"requests": key.rate_limit_requests, "per_seconds": key.rate_limit_seconds},
         "revoked_at": key.revoked_at,
         "revoked_reason": key.revoked_reason,
+        "leaked_url": key.leaked_url,
         "rotated_from_id": key.rotated_from_id,
         "requests_this_period": requests,
     }

@@ -91,9 +91,11 @@ async def revoke_key(
     details: dict[str, Any] | None = None,
 ) -> bool:
     """Revoke the key from its next request on, and audit it (``key.revoked``, or
-    ``key.leaked`` for a key found in public). Revoking twice is harmless: returns whether
-    this call revoked it."""
-    if not await queries.set_revoked(tx, key.id, utcnow(), reason):
+    ``key.leaked`` for a key found in public, whose ``details["url"]`` is also kept on the
+    key for the dashboard). Revoking twice is harmless: returns whether this call revoked
+    it."""
+    leaked_url = ((details or {}).get("url") or None) if reason == "leaked" else None
+    if not await queries.set_revoked(tx, key.id, utcnow(), reason, leaked_url):
         return False
     action: Action = "key.leaked" if reason == "leaked" else "key.revoked"
     await _audit(tx, actor, action, key, {"reason": reason, **(details or {})})

@@ -20,6 +20,32 @@ export function keyStatus(key, now = Date.now()) {
   return { id: 'active', label: 'Active' };
 }
 
+/** Why a key was revoked, where it says more than "Revoked": found in public (GitHub's secret
+ * scanning, with the URL it was found at) or its member's removal. */
+function revokedReason(key) {
+  if (key.revoked_reason === 'leaked') {
+    const note = el('span', { class: 'cell-note revoked-reason revoked-leaked' }, 'Revoked automatically: found in public');
+    if (key.leaked_url) note.append(' at ', leakedUrl(key.leaked_url));
+    return note;
+  }
+  if (key.revoked_reason === 'member_removed') {
+    return el('span', { class: 'cell-note revoked-reason' }, 'Revoked: member removed');
+  }
+  return null;
+}
+
+/** The URL as text; a link only when it is http(s) (never javascript:, data: and the like). */
+function leakedUrl(url) {
+  let web = false;
+  try {
+    web = ['http:', 'https:'].includes(new URL(url).protocol);
+  } catch {
+    web = false;
+  }
+  if (!web) return el('span', { class: 'leaked-url' }, url);
+  return el('a', { class: 'leaked-url', href: url, rel: 'noopener noreferrer nofollow', target: '_blank' }, url);
+}
+
 const ageInDays = (key, now = Date.now()) => Math.floor((now - Date.parse(key.created_at)) / DAY_MS);
 const keyLabel = (key) => `${key.prefix}…${key.last_four}`;
 
@@ -127,6 +153,8 @@ export class KeysPage {
       el('span', { class: `badge badge-${status.id}` }, status.label));
     if (key.status === 'revoked' && key.revoked_at) {
       statusCell.append(el('span', { class: 'cell-note' }, `on ${formatDate(key.revoked_at)}`));
+      const why = revokedReason(key);
+      if (why) statusCell.append(why);
     } else if (key.expires_at) {
       const past = Date.parse(key.expires_at) <= Date.now();
       statusCell.append(el('span', { class: 'cell-note', title: formatDateTime(key.expires_at) },
