@@ -21,6 +21,7 @@ import craftdesk.members.routes
 import craftdesk.metering.routes
 import craftdesk.projects.routes
 import craftdesk.reference
+from craftdesk.activity.recorder import ActivityLog
 from craftdesk.auth.gate import KeyGate
 from craftdesk.config import Settings
 from craftdesk.db import Database
@@ -88,17 +89,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         logging.config.dictConfig(logging_config(settings.log_level))
         db = await Database.open(settings.database_url, settings)
         gate = KeyGate(db, settings)
+        activity = ActivityLog(db, settings.activity_retention_days)
         app.state.db = db
         app.state.gate = gate
+        app.state.activity = activity
         settings.pepper  # noqa: B018 - warn at start-up, not on the first request
         if app.state.github_keys is not None:
             app.state.github_keys.current()  # read (and log) GitHub's keys at start-up
         gate.start()
+        activity.start()
         _freeze_startup_objects()
         try:
             yield
         finally:
             await gate.stop()
+            await activity.stop()
             await db.close()
 
     app = FastAPI(

@@ -45,6 +45,7 @@ class Settings(BaseSettings):
     db_timeout_seconds: float = Field(2.0, gt=0)
     db_max_connections: int = Field(30, ge=2)
     db_pool_timeout_seconds: float = Field(30.0, gt=0)
+    activity_retention_days: int = Field(30, ge=1, le=3660)
 
     @field_validator("database_url")
     @classmethod

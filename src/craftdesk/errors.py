@@ -31,6 +31,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
+from starlette.types import Receive, Scope, Send
 
 from craftdesk.db import IntegrityViolation, Unavailable
 
@@ -55,6 +56,8 @@ class Problem(BaseModel):
 class ProblemError(Exception):
     status = 500
     code = "internal_error"
+    # The existing key the problem is about (the key gate sets it): for the key's request log.
+    key_id: int | None = None
 
     def __init__(
         self, detail: str, *, code: str | None = None, headers: dict[str, str] | None = None
@@ -158,15 +161,25 @@ def problem_body(status: int, code: str, detail: str) -> dict[str, Any]:
     }
 
 
+class ProblemResponse(JSONResponse):
+    """A problem details response; it leaves its ``code`` in the request's state, where the
+    request log reads it."""
+
+    media_type = PROBLEM_JSON
+
+    def __init__(self, status: int, code: str, detail: str, headers: dict[str, str] | None):
+        super().__init__(problem_body(status, code, detail), status_code=status, headers=headers)
+        self.code = code
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope.setdefault("state", {})["problem_code"] = self.code
+        await super().__call__(scope, receive, send)
+
+
 def problem_response(
     status: int, code: str, detail: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
-    return JSONResponse(
-        problem_body(status, code, detail),
-        status_code=status,
-        headers=headers,
-        media_type=PROBLEM_JSON,
-    )
+    return ProblemResponse(status, code, detail, headers)
 
 
 _STARLETTE_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}

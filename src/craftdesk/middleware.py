@@ -98,6 +98,20 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_with_headers)
         finally:
+            key_id = state.get("key_id")
+            if key_id is not None:
+                scope["app"].state.activity.record(
+                    key_id,
+                    utcnow(),
+                    method,
+                    scope["path"],
+                    status,
+                    "ok" if status < 400 else state.get("problem_code", "error"),
+                    state["client_ip"],
+                    headers.get(b"user-agent", b"").decode("latin-1") or None,
+                    request_id,
+                    round((time.perf_counter() - started) * 1000, 2),
+                )
             if access_log.isEnabledFor(logging.INFO):
                 access_log.info(
                     "%s %s %s",

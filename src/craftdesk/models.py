@@ -1,5 +1,6 @@
 """Every table, imported in one place for Alembic and the drift test."""
 
+from craftdesk.activity.models import KeyDailyOutcome, KeyRequest
 from craftdesk.audit.models import AuditEvent
 from craftdesk.auth.models import DashboardSession, LoginThrottle
 from craftdesk.db import Base
@@ -13,8 +14,10 @@ __all__ = [
     "AuditEvent",
     "Base",
     "DashboardSession",
+    "KeyDailyOutcome",
     "KeyDailyUsage",
     "KeyRateWindow",
+    "KeyRequest",
     "KeyUsage",
     "LoginThrottle",
     "Membership",

@@ -37,6 +37,7 @@ OPERATION_IDS = {
     "get_key": "get_api_key",
     "update_key": "update_api_key",
     "key_usage": "get_api_key_usage",
+    "key_requests": "list_api_key_requests",
     "revoke_key": "revoke_api_key",
     "rotate_key": "rotate_api_key",
     "get_usage": "get_workspace_usage",

@@ -14,7 +14,7 @@ from fastapi.security import HTTPBearer
 
 from craftdesk.auth.principal import Principal
 from craftdesk.auth.tokens import MalformedKey, hash_key, parse_key
-from craftdesk.errors import QuotaExceeded, Unauthorized
+from craftdesk.errors import ProblemError, QuotaExceeded, Unauthorized
 
 API_KEY_DESCRIPTION = (
     "An API key from Settings → Integrations → API Keys: `Authorization: Bearer cdk_…`"
@@ -80,9 +80,12 @@ async def authenticate(request: Request) -> Principal:
             workspace,
             request.scope["state"]["client_ip"],
         )
-    except QuotaExceeded as exc:
-        request.state.quota = exc.quota
+    except ProblemError as exc:
+        request.state.key_id = exc.key_id  # an existing key's request is in its log
+        if isinstance(exc, QuotaExceeded):
+            request.state.quota = exc.quota
         raise
+    request.state.key_id = principal.key_id
     request.state.quota = principal.quota
     return principal
 

@@ -220,6 +220,7 @@ class _Batch:
                     assert row is not None
                     groups[row.workspace_id].append(_Accepted(attempt, row, _principal(row)))
                 else:
+                    rejection.key_id = None if row is None else row.id
                     self.outcomes.append((attempt, rejection))
             except Exception as exc:
                 logger.error(
@@ -312,11 +313,15 @@ class _Batch:
                     quota = Quota(
                         demand.limit, max(before, demand.limit), demand.period, accepted.rate
                     )
-                    self.outcomes.append((accepted.attempt, _quota_exceeded(quota, self.now)))
+                    refusal = _quota_exceeded(quota, self.now)
+                    refusal.key_id = accepted.row.id
+                    self.outcomes.append((accepted.attempt, refusal))
             after = before + allowed
             for accepted in self._limited[workspace_id]:
                 quota = Quota(demand.limit, after, demand.period, accepted.rate)
-                self.outcomes.append((accepted.attempt, _rate_limited(quota, self.now)))
+                refusal = _rate_limited(quota, self.now)
+                refusal.key_id = accepted.row.id
+                self.outcomes.append((accepted.attempt, refusal))
 
 
 class _Accepted(NamedTuple):

@@ -39,6 +39,9 @@ class ApiKey(Base):
     expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # Where and with what the key was last used (as coarse as last_used_at).
+    last_used_ip: Mapped[str | None] = mapped_column(String(45))
+    last_used_user_agent: Mapped[str | None] = mapped_column(String(256))
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     # Why: "revoked" (by a person), "member_removed", "rotated" or "leaked" (found in public).
     revoked_reason: Mapped[str | None] = mapped_column(String(16))

@@ -3,15 +3,16 @@
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import AfterValidator, BaseModel, Field, field_validator
 
+from craftdesk.activity import queries as activity
 from craftdesk.audit.service import Action, Actor, Target, record
 from craftdesk.auth.permissions import RESOURCES, ResourceAccess, Scope, scope_access
 from craftdesk.auth.sessions import CurrentUser, SignedIn
 from craftdesk.auth.tokens import display_prefix
 from craftdesk.clients import parse_network
-from craftdesk.db import Db, IntegrityViolation, Queries, Transaction, utcnow
+from craftdesk.db import Db, IntegrityViolation, Queries, Row, Transaction, utcnow
 from craftdesk.errors import (
     SESSION_ROUTE_ERRORS,
     Conflict,
@@ -26,7 +27,7 @@ from craftdesk.keys.service import MAX_GRACE_SECONDS, MAX_LIFETIME, issue_key, k
 from craftdesk.metering.periods import BillingPeriod
 from craftdesk.metering.usage import key_daily_series
 from craftdesk.openapi import no_store
-from craftdesk.pagination import Page, Pagination
+from craftdesk.pagination import Page, Pagination, page
 from craftdesk.projects.queries import existing_project_ids
 from craftdesk.schemas import MAX_ID, Body, Id, Name, respond
 from craftdesk.workspaces.queries import WorkspaceRow
@@ -142,6 +143,10 @@ class KeyOut(BaseModel):
     created_at: dt.datetime
     created_by: Creator
     last_used_at: dt.datetime | None
+    last_used_ip: str | None = Field(
+        description="The client address of the key's last request (as coarse as last_used_at)."
+    )
+    last_used_user_agent: str | None
     expires_at: dt.datetime | None
     allowed_ips: list[str] | None
     rate_limit: RateLimit | None
@@ -165,7 +170,23 @@ class KeyCreated(KeyOut):
 
 class DayUsage(BaseModel):
     date: dt.date
-    requests: int
+    requests: int = Field(description="Requests counted against the quota.")
+    outcomes: dict[str, int] = Field(
+        description="Every request of the day that presented the key, by outcome code "
+        "(`ok` for 2xx/3xx, else the problem's code, e.g. `key_revoked`, `rate_limited`)."
+    )
+
+
+class KeyRequestOut(BaseModel):
+    at: dt.datetime
+    method: str
+    path: str
+    status: int
+    code: str = Field(description="`ok` for 2xx/3xx, else the problem's code.")
+    ip: str | None
+    user_agent: str | None
+    request_id: str
+    duration_ms: float
 
 
 class KeyUsageOut(BaseModel):
@@ -190,6 +211,8 @@ def _key_out(key: ApiKeyRow, creator_email: str, requests: int) -> dict[str, Any
         "created_at": key.created_at,
         "created_by": {"id": key.created_by_id, "email": creator_email},
         "last_used_at": key.last_used_at,
+        "last_used_ip": key.last_used_ip,
+        "last_used_user_agent": key.last_used_user_agent,
         "expires_at": key.expires_at,
         "allowed_ips": key.allowed_ips,
         "rate_limit": None
@@ -368,15 +391,50 @@ async def key_usage(key_id: Id, user: CurrentUser, db: Db) -> Response:
     await _visible_key(db, user, key_id)
     period = _period(user)
     total, days = await key_daily_series(db, key_id, period)
+    outcomes: dict[dt.date, dict[str, int]] = {}
+    if days:
+        for row in await activity.outcomes_by_day(db, key_id, days[0][0], days[-1][0]):
+            outcomes.setdefault(row["day"], {})[row["code"]] = row["requests"]
     return respond(
         {
             "key_id": key_id,
             "period_start": period.start,
             "period_end": period.end,
             "requests": total,
-            "days": [{"date": day, "requests": n} for day, n in days],
+            "days": [
+                {"date": day, "requests": n, "outcomes": outcomes.get(day, {})} for day, n in days
+            ],
         }
     )
+
+
+@router.get(
+    "/{key_id}/requests",
+    summary="A key's request log, newest first",
+    response_model=Page[KeyRequestOut],
+)
+async def key_requests(
+    key_id: Id,
+    user: CurrentUser,
+    db: Db,
+    params: Pagination,
+    status: Annotated[int | None, Query(ge=100, le=599, description="Only this status.")] = None,
+    code: Annotated[
+        str | None,
+        Query(pattern=r"^[a-z_]{1,32}$", description="Only this outcome code, e.g. `ok`."),
+    ] = None,
+) -> Response:
+    """Every request that presented this key, whatever its outcome, visible about a second
+    after it was answered and kept ``CRAFTDESK_ACTIVITY_RETENTION_DAYS`` days."""
+    await _visible_key(db, user, key_id)
+    rows = await activity.list_requests(db, key_id, params.up_to, params.fetch, status, code)
+    return respond(page(rows, params, _request_out))
+
+
+def _request_out(row: Row) -> dict[str, Any]:
+    line = dict(row)
+    del line["id"]
+    return line
 
 
 @router.delete(

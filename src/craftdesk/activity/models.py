@@ -1,0 +1,43 @@
+import datetime as dt
+
+from sqlalchemy import BigInteger, Date, Float, ForeignKey, Index, Integer, SmallInteger, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from craftdesk.db import Base, UTCDateTime
+
+
+class KeyRequest(Base):
+    """One request that presented an existing key, whatever its outcome: the key's request
+    log (never a secret, never a body). Written in batches off the request's path."""
+
+    __tablename__ = "key_requests"
+    __table_args__ = (
+        Index("ix_key_requests_api_key_id_id", "api_key_id", "id"),
+        Index("ix_key_requests_at", "at"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    api_key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"))
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    method: Mapped[str] = mapped_column(String(8))
+    path: Mapped[str] = mapped_column(String(512))
+    status: Mapped[int] = mapped_column(SmallInteger)
+    code: Mapped[str] = mapped_column(String(32))
+    ip: Mapped[str | None] = mapped_column(String(45))
+    user_agent: Mapped[str | None] = mapped_column(String(256))
+    request_id: Mapped[str] = mapped_column(String(64))
+    duration_ms: Mapped[float] = mapped_column(Float)
+
+
+class KeyDailyOutcome(Base):
+    """How one key's requests ended on one UTC day, by code (``ok`` for 2xx/3xx)."""
+
+    __tablename__ = "key_daily_outcomes"
+
+    api_key_id: Mapped[int] = mapped_column(
+        ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    requests: Mapped[int] = mapped_column(Integer, default=0)

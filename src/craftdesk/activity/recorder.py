@@ -1,0 +1,111 @@
+"""The key request log, recorded off the request's path.
+
+A request that presented an existing key leaves one line (its key, time, method, path,
+status, code, client address, user agent, request id and duration) in an in-memory list as
+it is answered: no database work on its path. A background task writes the list in one
+transaction about once a second (``FLUSH_SECONDS``): the lines, the outcomes per key and day,
+and each key's last address and user agent. So a line is visible within about a second, and
+a crash loses at most the lines of the last second, never a quota count (the key gate counts
+those in its own transaction before answering). Lines older than
+``CRAFTDESK_ACTIVITY_RETENTION_DAYS`` are deleted by the same task, once an hour.
+"""
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from collections import Counter
+from typing import Any
+
+from craftdesk.activity import queries
+from craftdesk.db import Database, utcnow
+
+logger = logging.getLogger("craftdesk.activity")
+
+FLUSH_SECONDS = 1.0
+PRUNE_SECONDS = 3600.0
+# Lines kept in memory while the database is unreachable; past it, the oldest are dropped.
+MAX_PENDING = 100_000
+USER_AGENT_LENGTH = 256
+
+
+class ActivityLog:
+    def __init__(self, db: Database, retention_days: int):
+        self._db = db
+        self._retention = dt.timedelta(days=retention_days)
+        self._pending: list[tuple[Any, ...]] = []
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+        self._last_prune = 0.0
+
+    def record(
+        self,
+        key_id: int,
+        at: dt.datetime,
+        method: str,
+        path: str,
+        status: int,
+        code: str,
+        ip: str | None,
+        user_agent: str | None,
+        request_id: str,
+        duration_ms: float,
+    ) -> None:
+        if len(self._pending) >= MAX_PENDING:
+            del self._pending[: MAX_PENDING // 10]
+        agent = None if user_agent is None else user_agent[:USER_AGENT_LENGTH]
+        self._pending.append(
+            (key_id, at, method, path[:512], status, code, ip, agent, request_id, duration_ms)
+        )
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="activity-log")
+
+    async def stop(self) -> None:
+        """Write what is pending, then stop."""
+        self._stopping.set()
+        if self._task is not None:
+            await self._task
+        await self.flush()
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(FLUSH_SECONDS):
+                    await self._stopping.wait()
+            await self.flush()
+            if loop.time() - self._last_prune >= PRUNE_SECONDS:
+                self._last_prune = loop.time()
+                await self.prune()
+
+    async def flush(self) -> None:
+        lines, self._pending = self._pending, []
+        if not lines:
+            return
+        outcomes: Counter[tuple[int, dt.date, str]] = Counter()
+        last_from: dict[int, tuple[str | None, str | None]] = {}
+        for key_id, at, _, _, status, code, ip, agent, _, _ in lines:
+            outcomes[(key_id, at.date(), code)] += 1
+            if status != 401:  # the key authenticated
+                last_from[key_id] = (ip, agent)
+        try:
+            async with self._db.transaction() as tx:
+                await queries.insert_requests(tx, lines)
+                await queries.add_outcomes(
+                    tx, [(*key, count) for key, count in sorted(outcomes.items())]
+                )
+                for key_id, (ip, agent) in sorted(last_from.items()):
+                    await queries.set_last_used_from(tx, key_id, ip, agent)
+        except Exception as exc:  # kept for the next try
+            logger.warning(
+                "activity log: cannot write %d lines (%s)", len(lines), type(exc).__name__
+            )
+            self._pending[:0] = lines
+
+    async def prune(self) -> None:
+        try:
+            async with self._db.transaction() as tx:
+                await queries.prune(tx, utcnow() - self._retention)
+        except Exception as exc:
+            logger.warning("activity log: cannot prune (%s)", type(exc).__name__)

@@ -1,0 +1,127 @@
+"""Each key's activity: its request log, its outcomes per day, where it was last used from."""
+
+import datetime as dt
+
+import httpx
+import pytest
+
+from craftdesk.auth.tokens import PREFIX, checksum, generate_key
+from craftdesk.db import utcnow
+from tests.conftest import World, bearer, sign_in
+
+AGENT = {"User-Agent": "integration-test/1.0"}
+
+
+def _wrong_secret(key: str) -> str:
+    body = f"{PREFIX}{key[len(PREFIX) : len(PREFIX) + 12]}_{'a' * 32}"
+    return body + checksum(body)
+
+
+async def _mixed_traffic(
+    client: httpx.AsyncClient, key: str, csrf: dict[str, str], key_id: int
+) -> None:
+    auth = {**bearer(key), **AGENT}
+    assert (await client.get("/v1/auth/key", headers=auth)).status_code == 200
+    assert (await client.get("/v1/projects?limit=5", headers=auth)).status_code == 200
+    assert (await client.get("/v1/projects/999", headers=auth)).status_code == 404
+    assert (await client.post("/v1/projects", json={}, headers=auth)).status_code == 422
+    wrong = await client.get("/v1/auth/key", headers={**bearer(_wrong_secret(key)), **AGENT})
+    assert wrong.status_code == 401
+    assert (await client.delete(f"/v1/api-keys/{key_id}", headers=csrf)).status_code == 200
+    assert (await client.get("/v1/projects", headers=auth)).status_code == 401
+
+
+async def test_every_request_of_a_key_is_in_its_log_once_newest_first(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    workspace, owner = await world.workspace()
+    csrf = await sign_in(client, workspace, owner)
+    created = await client.post("/v1/api-keys", json={"name": "CI"}, headers=csrf)
+    key, key_id = created.json()["key"], created.json()["id"]
+    other = await world.key(workspace, owner, name="other")
+    await client.get("/v1/auth/key", headers=bearer(other))
+    await client.get("/v1/auth/key", headers=bearer(generate_key().key))  # no such key: no log
+    await _mixed_traffic(client, key, csrf, key_id)
+    await world.app.state.activity.flush()
+
+    log = (await client.get(f"/v1/api-keys/{key_id}/requests")).json()
+    lines = log["data"]
+    assert [(line["method"], line["path"], line["status"], line["code"]) for line in lines] == [
+        ("GET", "/v1/projects", 401, "key_revoked"),
+        ("GET", "/v1/auth/key", 401, "invalid_key"),
+        ("POST", "/v1/projects", 422, "validation_error"),
+        ("GET", "/v1/projects/999", 404, "not_found"),
+        ("GET", "/v1/projects", 200, "ok"),
+        ("GET", "/v1/auth/key", 200, "ok"),
+    ]
+    assert log["next_cursor"] is None
+    for line in lines:
+        assert line["ip"] == "127.0.0.1"
+        assert line["user_agent"] == "integration-test/1.0"
+        assert len(line["request_id"]) == 32 and line["duration_ms"] >= 0
+        assert abs(dt.datetime.fromisoformat(line["at"]) - utcnow()) < dt.timedelta(minutes=1)
+        assert key not in str(line) and "limit=5" not in line["path"]
+
+    by_status = (await client.get(f"/v1/api-keys/{key_id}/requests?status=401")).json()["data"]
+    assert [line["code"] for line in by_status] == ["key_revoked", "invalid_key"]
+    by_code = (await client.get(f"/v1/api-keys/{key_id}/requests?code=ok&limit=1")).json()
+    assert [line["path"] for line in by_code["data"]] == ["/v1/projects"]
+    second = await client.get(
+        f"/v1/api-keys/{key_id}/requests?code=ok&limit=1&cursor={by_code['next_cursor']}"
+    )
+    assert [line["path"] for line in second.json()["data"]] == ["/v1/auth/key"]
+
+    usage = (await client.get(f"/v1/api-keys/{key_id}/usage")).json()
+    today = usage["days"][-1]
+    assert today["outcomes"] == {
+        "ok": 2,
+        "not_found": 1,
+        "validation_error": 1,
+        "invalid_key": 1,
+        "key_revoked": 1,
+    }
+    assert today["requests"] == 4  # what the quota counted: the 401s are not counted
+
+    listed = (await client.get(f"/v1/api-keys/{key_id}")).json()
+    assert listed["last_used_ip"] == "127.0.0.1"
+    assert listed["last_used_user_agent"] == "integration-test/1.0"
+
+
+async def test_a_member_sees_only_their_own_keys_log(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    workspace, owner = await world.workspace()
+    member = await world.member(workspace)
+    owners_key = await world.key(workspace, owner)
+    await client.get("/v1/auth/key", headers=bearer(owners_key))
+    key_id = await world.app.state.db.fetchval("SELECT max(id) FROM api_keys")
+    await sign_in(client, workspace, member)
+    assert (await client.get(f"/v1/api-keys/{key_id}/requests")).status_code == 404
+
+
+async def test_old_lines_are_pruned(client: httpx.AsyncClient, world: World) -> None:
+    workspace, owner = await world.workspace()
+    key = await world.key(workspace, owner)
+    await client.get("/v1/auth/key", headers=bearer(key))
+    activity = world.app.state.activity
+    await activity.flush()
+    db = world.app.state.db
+    await db.execute("UPDATE key_requests SET at = $1", utcnow() - dt.timedelta(days=31))
+    await client.get("/v1/projects", headers=bearer(key))
+    await activity.flush()
+    await activity.prune()
+    assert [row["path"] for row in await db.fetch("SELECT path FROM key_requests")] == [
+        "/v1/projects"
+    ]
+
+
+@pytest.mark.parametrize("bad", ["status=99", "status=abc", "code=NOT-A-CODE", "limit=0"])
+async def test_bad_filters_are_422(client: httpx.AsyncClient, world: World, bad: str) -> None:
+    workspace, owner = await world.workspace()
+    await sign_in(client, workspace, owner)
+    key_id = (
+        await client.post(
+            "/v1/api-keys", json={"name": "k"}, headers=await sign_in(client, workspace, owner)
+        )
+    ).json()["id"]
+    assert (await client.get(f"/v1/api-keys/{key_id}/requests?{bad}")).status_code == 422
