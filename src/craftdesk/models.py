@@ -1,6 +1,6 @@
 """Every table, imported in one place for Alembic and the drift test."""
 
-from craftdesk.activity.models import KeyDailyOutcome, KeyRequest
+from craftdesk.activity.models import KeyDailyOutcome, KeyIp, KeyMinuteOutcome, KeyRequest
 from craftdesk.audit.models import AuditEvent
 from craftdesk.auth.models import DashboardSession, LoginThrottle
 from craftdesk.db import Base
@@ -16,6 +16,8 @@ __all__ = [
     "DashboardSession",
     "KeyDailyOutcome",
     "KeyDailyUsage",
+    "KeyIp",
+    "KeyMinuteOutcome",
     "KeyRateWindow",
     "KeyRequest",
     "KeyUsage",

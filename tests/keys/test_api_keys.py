@@ -229,9 +229,14 @@ async def test_key_usage_has_a_daily_series(client: httpx.AsyncClient, world: Wo
     created = (await client.post("/v1/api-keys", json={"name": "K"}, headers=csrf)).json()
     for _ in range(4):
         await client.get("/v1/projects", headers=bearer(created["key"]))
+    await world.app.state.activity.flush()
     usage = (await client.get(f"/v1/api-keys/{created['id']}/usage")).json()
     assert usage["requests"] == 4
-    assert usage["days"][-1] == {"date": utcnow().date().isoformat(), "requests": 4}
+    assert usage["days"][-1] == {
+        "date": utcnow().date().isoformat(),
+        "requests": 4,
+        "outcomes": {"ok": 4},
+    }
     assert sum(day["requests"] for day in usage["days"]) == 4
     workspace_usage = (await client.get("/v1/usage")).json()
     assert workspace_usage["used"] == 4 and workspace_usage["plan"] == "free"

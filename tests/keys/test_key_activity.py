@@ -125,3 +125,86 @@ async def test_bad_filters_are_422(client: httpx.AsyncClient, world: World, bad:
         )
     ).json()["id"]
     assert (await client.get(f"/v1/api-keys/{key_id}/requests?{bad}")).status_code == 422
+
+
+def _from(app: object, ip: str) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=app, client=(ip, 40000))  # type: ignore[arg-type]
+    return httpx.AsyncClient(transport=transport, base_url="http://testserver")
+
+
+async def _alerts(client: httpx.AsyncClient, key_id: int) -> dict[str, dict[str, str]]:
+    key = (await client.get(f"/v1/api-keys/{key_id}")).json()
+    listed = (await client.get("/v1/api-keys")).json()["data"]
+    assert next(k for k in listed if k["id"] == key_id)["alerts"] == key["alerts"]
+    return {alert["kind"]: alert for alert in key["alerts"]}
+
+
+async def test_new_ip_fires_for_a_second_address_not_the_first(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    workspace, owner = await world.workspace()
+    await sign_in(client, workspace, owner)
+    key = await world.key(workspace, owner)
+    key_id = await world.app.state.db.fetchval("SELECT max(id) FROM api_keys")
+    activity = world.app.state.activity
+    async with _from(world.app, "10.0.0.1") as usual:
+        await usual.get("/v1/auth/key", headers=bearer(key))
+    await activity.flush()
+    assert await _alerts(client, key_id) == {}
+    async with _from(world.app, "203.0.113.9") as elsewhere:
+        await elsewhere.get("/v1/auth/key", headers=bearer(key))
+    await activity.flush()
+    alerts = await _alerts(client, key_id)
+    assert list(alerts) == ["new_ip"] and "203.0.113.9" in alerts["new_ip"]["detail"]
+
+
+async def test_failing_fires_past_half_refused_of_twenty(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    workspace, owner = await world.workspace()
+    await sign_in(client, workspace, owner)
+    key = await world.key(workspace, owner, scope="read_only")
+    key_id = await world.app.state.db.fetchval("SELECT max(id) FROM api_keys")
+    for _ in range(9):
+        assert (await client.get("/v1/projects", headers=bearer(key))).status_code == 200
+    for _ in range(10):
+        refused = await client.post("/v1/projects", json={"name": "x"}, headers=bearer(key))
+        assert refused.status_code == 403
+    await world.app.state.activity.flush()
+    assert "failing" not in await _alerts(client, key_id)  # 19 requests: too few to tell
+    await client.post("/v1/projects", json={"name": "x"}, headers=bearer(key))
+    await world.app.state.activity.flush()
+    failing = (await _alerts(client, key_id))["failing"]
+    assert "11 of its 20 requests" in failing["detail"]
+
+
+async def test_revoked_in_use_fires_when_a_revoked_key_is_tried(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    workspace, owner = await world.workspace()
+    csrf = await sign_in(client, workspace, owner)
+    tried = (await client.post("/v1/api-keys", json={"name": "tried"}, headers=csrf)).json()
+    idle = (await client.post("/v1/api-keys", json={"name": "idle"}, headers=csrf)).json()
+    for created in (tried, idle):
+        await client.delete(f"/v1/api-keys/{created['id']}", headers=csrf)
+    assert (await client.get("/v1/auth/key", headers=bearer(tried["key"]))).status_code == 401
+    await world.app.state.activity.flush()
+    assert list(await _alerts(client, tried["id"])) == ["revoked_in_use"]
+    assert await _alerts(client, idle["id"]) == {}
+
+
+async def test_unused_fires_for_an_active_key_idle_for_30_days(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    workspace, owner = await world.workspace()
+    csrf = await sign_in(client, workspace, owner)
+    created = (await client.post("/v1/api-keys", json={"name": "old"}, headers=csrf)).json()
+    db = world.app.state.db
+    await db.execute(
+        "UPDATE api_keys SET created_at = $2 WHERE id = $1",
+        created["id"],
+        utcnow() - dt.timedelta(days=31),
+    )
+    assert list(await _alerts(client, created["id"])) == ["unused"]
+    assert (await client.get("/v1/auth/key", headers=bearer(created["key"]))).status_code == 200
+    assert await _alerts(client, created["id"]) == {}

@@ -41,3 +41,31 @@ class KeyDailyOutcome(Base):
     day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
     code: Mapped[str] = mapped_column(String(32), primary_key=True)
     requests: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class KeyIp(Base):
+    """An address a key was used from: first and last seen (a ``new_ip`` alert's source).
+    An address not seen for 30 days starts over as new."""
+
+    __tablename__ = "key_ips"
+
+    api_key_id: Mapped[int] = mapped_column(
+        ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True
+    )
+    ip: Mapped[str] = mapped_column(String(45), primary_key=True)
+    first_seen: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    last_seen: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class KeyMinuteOutcome(Base):
+    """A key's requests, and those of them answered 401 or 403, per minute (epoch // 60), kept
+    two hours: a ``failing`` alert's source."""
+
+    __tablename__ = "key_minute_outcomes"
+
+    api_key_id: Mapped[int] = mapped_column(
+        ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True
+    )
+    minute: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    requests: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)

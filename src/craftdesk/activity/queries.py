@@ -88,3 +88,100 @@ async def outcomes_by_day(db: Queries, key_id: int, first: dt.date, last: dt.dat
 async def prune(tx: Transaction, before: dt.datetime) -> int:
     """Drop the log's lines from before ``before``."""
     return await tx.execute("DELETE FROM key_requests WHERE at < $1", before)
+
+
+def _values(rows: Sequence[tuple[Any, ...]], casts: Sequence[str]) -> str:
+    """``($1, $2::date, …), (…)`` for multi-row VALUES of ``len(casts)`` columns."""
+    width = len(casts)
+    return ", ".join(
+        "(" + ", ".join(f"${n * width + c + 1}{cast}" for c, cast in enumerate(casts)) + ")"
+        for n in range(len(rows))
+    )
+
+
+async def seen_from(tx: Transaction, rows: Sequence[tuple[Any, ...]], now: dt.datetime) -> None:
+    """Record each (key id, address, first, last) use; an address unseen for 30 days starts
+    over as new."""
+    forgotten = now - dt.timedelta(days=30)
+    for start in range(0, len(rows), CHUNK):
+        chunk = rows[start : start + CHUNK]
+        values = _values(chunk, ("", "", "::timestamptz", "::timestamptz"))
+        await tx.execute(
+            f"""INSERT INTO key_ips AS i (api_key_id, ip, first_seen, last_seen)
+                VALUES {values}
+                ON CONFLICT (api_key_id, ip) DO UPDATE SET
+                    first_seen = CASE WHEN i.last_seen < ${len(chunk) * 4 + 1}::timestamptz
+                                      THEN excluded.first_seen ELSE i.first_seen END,
+                    last_seen = excluded.last_seen""",
+            *(value for row in chunk for value in row),
+            forgotten,
+        )
+
+
+async def add_minutes(tx: Transaction, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Add (key id, minute, requests, failed) to the last minutes' outcomes."""
+    for start in range(0, len(rows), CHUNK):
+        chunk = rows[start : start + CHUNK]
+        await tx.execute(
+            f"""INSERT INTO key_minute_outcomes AS m (api_key_id, minute, requests, failed)
+                VALUES {_values(chunk, ("", "::bigint", "", ""))}
+                ON CONFLICT (api_key_id, minute) DO UPDATE SET
+                    requests = m.requests + excluded.requests,
+                    failed = m.failed + excluded.failed""",
+            *(value for row in chunk for value in row),
+        )
+
+
+async def refused(
+    tx: Transaction, key_id: int, first: dt.datetime, last: dt.datetime, now: dt.datetime
+) -> None:
+    """The key was tried while revoked or expired, from ``first`` to ``last``."""
+    await tx.execute(
+        """UPDATE api_keys SET
+               refused_since = CASE WHEN last_refused_at IS NULL OR last_refused_at < $4
+                                    THEN $2 ELSE refused_since END,
+               last_refused_at = $3
+           WHERE id = $1""",
+        key_id,
+        first,
+        last,
+        now - dt.timedelta(hours=24),
+    )
+
+
+async def prune_recent(tx: Transaction, before_minute: int, unseen_since: dt.datetime) -> None:
+    await tx.execute("DELETE FROM key_minute_outcomes WHERE minute < $1", before_minute)
+    await tx.execute("DELETE FROM key_ips WHERE last_seen < $1", unseen_since)
+
+
+async def recent_outcomes(db: Queries, key_ids: Sequence[int], since_minute: int) -> list[Row]:
+    """Each key's ``requests`` and ``failed`` (401/403) since ``since_minute``, and its
+    ``first`` minute in that time."""
+    if not key_ids:
+        return []
+    marks = ", ".join(f"${n + 2}" for n in range(len(key_ids)))
+    return await db.fetch(
+        f"""SELECT api_key_id, sum(requests) AS requests, sum(failed) AS failed,
+                   min(minute) AS first
+            FROM key_minute_outcomes WHERE minute >= $1 AND api_key_id IN ({marks})
+            GROUP BY api_key_id""",
+        since_minute,
+        *key_ids,
+    )
+
+
+async def new_addresses(db: Queries, key_ids: Sequence[int], since: dt.datetime) -> list[Row]:
+    """Addresses first seen with each key since ``since``, when the key was used from
+    another address before."""
+    if not key_ids:
+        return []
+    marks = ", ".join(f"${n + 2}" for n in range(len(key_ids)))
+    return await db.fetch(
+        f"""SELECT i.api_key_id, i.ip, i.first_seen FROM key_ips AS i
+            WHERE i.first_seen >= $1 AND i.api_key_id IN ({marks})
+              AND EXISTS (SELECT 1 FROM key_ips AS o
+                          WHERE o.api_key_id = i.api_key_id AND o.first_seen < i.first_seen)
+            ORDER BY i.api_key_id, i.first_seen""",
+        since,
+        *key_ids,
+    )

@@ -83,20 +83,41 @@ class ActivityLog:
         lines, self._pending = self._pending, []
         if not lines:
             return
+        now = utcnow()
         outcomes: Counter[tuple[int, dt.date, str]] = Counter()
+        minutes: dict[tuple[int, int], list[int]] = {}
         last_from: dict[int, tuple[str | None, str | None]] = {}
+        addresses: dict[tuple[int, str], list[dt.datetime]] = {}
+        refused: dict[int, list[dt.datetime]] = {}
         for key_id, at, _, _, status, code, ip, agent, _, _ in lines:
             outcomes[(key_id, at.date(), code)] += 1
+            counts = minutes.setdefault((key_id, int(at.timestamp()) // 60), [0, 0])
+            counts[0] += 1
+            counts[1] += status in (401, 403)
             if status != 401:  # the key authenticated
                 last_from[key_id] = (ip, agent)
+                if ip is not None:
+                    seen = addresses.setdefault((key_id, ip), [at, at])
+                    seen[1] = at
+            if code in ("key_revoked", "key_expired"):
+                tried = refused.setdefault(key_id, [at, at])
+                tried[1] = at
         try:
             async with self._db.transaction() as tx:
                 await queries.insert_requests(tx, lines)
                 await queries.add_outcomes(
                     tx, [(*key, count) for key, count in sorted(outcomes.items())]
                 )
+                await queries.add_minutes(
+                    tx, [(*key, *counts) for key, counts in sorted(minutes.items())]
+                )
+                await queries.seen_from(
+                    tx, [(*key, *seen) for key, seen in sorted(addresses.items())], now
+                )
                 for key_id, (ip, agent) in sorted(last_from.items()):
                     await queries.set_last_used_from(tx, key_id, ip, agent)
+                for key_id, (first, last) in sorted(refused.items()):
+                    await queries.refused(tx, key_id, first, last, now)
         except Exception as exc:  # kept for the next try
             logger.warning(
                 "activity log: cannot write %d lines (%s)", len(lines), type(exc).__name__
@@ -105,7 +126,11 @@ class ActivityLog:
 
     async def prune(self) -> None:
         try:
+            now = utcnow()
             async with self._db.transaction() as tx:
-                await queries.prune(tx, utcnow() - self._retention)
+                await queries.prune(tx, now - self._retention)
+                await queries.prune_recent(
+                    tx, int(now.timestamp()) // 60 - 120, now - dt.timedelta(days=31)
+                )
         except Exception as exc:
             logger.warning("activity log: cannot prune (%s)", type(exc).__name__)

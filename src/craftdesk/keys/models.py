@@ -42,6 +42,10 @@ class ApiKey(Base):
     # Where and with what the key was last used (as coarse as last_used_at).
     last_used_ip: Mapped[str | None] = mapped_column(String(45))
     last_used_user_agent: Mapped[str | None] = mapped_column(String(256))
+    # The last time the key was tried while revoked or expired, and since when it has been
+    # (within 24 h of each other): a ``revoked_in_use`` alert's source.
+    last_refused_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    refused_since: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     # Why: "revoked" (by a person), "member_removed", "rotated" or "leaked" (found in public).
     revoked_reason: Mapped[str | None] = mapped_column(String(16))

@@ -10,7 +10,7 @@ from craftdesk.projects.queries import placeholders
 KEY = """id, public_id, workspace_id, created_by_id, membership_id, name, last_four, scope,
          permissions, project_ids, expires_at, created_at, last_used_at, revoked_at,
          rotated_from_id, revoked_reason, allowed_ips, rate_limit_requests, rate_limit_seconds,
-         leaked_url, last_used_ip, last_used_user_agent"""
+         leaked_url, last_used_ip, last_used_user_agent, last_refused_at, refused_since"""
 
 
 class ApiKeyRow(NamedTuple):
@@ -38,6 +38,8 @@ class ApiKeyRow(NamedTuple):
     leaked_url: str | None
     last_used_ip: str | None
     last_used_user_agent: str | None
+    last_refused_at: dt.datetime | None
+    refused_since: dt.datetime | None
 
     @classmethod
     def of(cls, row: Row | tuple[Any, ...]) -> "ApiKeyRow":

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import AfterValidator, BaseModel, Field, field_validator
 
 from craftdesk.activity import queries as activity
+from craftdesk.activity.alerts import alerts_for
 from craftdesk.audit.service import Action, Actor, Target, record
 from craftdesk.auth.permissions import RESOURCES, ResourceAccess, Scope, scope_access
 from craftdesk.auth.sessions import CurrentUser, SignedIn
@@ -126,6 +127,17 @@ class KeyRotate(Body):
     expire_old_after_seconds: int = Field(0, ge=0, le=MAX_GRACE_SECONDS)
 
 
+class Alert(BaseModel):
+    kind: Literal["new_ip", "failing", "revoked_in_use", "unused"] = Field(
+        description="`new_ip`: used in the last 24 h from an address not seen with the key in "
+        "the 30 days before; `failing`: in the last hour at least 20 requests, over half "
+        "401 or 403; `revoked_in_use`: revoked or expired, and tried in the last 24 h; "
+        "`unused`: active and unused for 30 days."
+    )
+    detail: str
+    since: dt.datetime
+
+
 class Creator(BaseModel):
     id: int
     email: str
@@ -162,6 +174,9 @@ class KeyOut(BaseModel):
     )
     rotated_from_id: int | None
     requests_this_period: int
+    alerts: list[Alert] = Field(
+        description="What looks unusual about the key now, computed from its stored activity."
+    )
 
 
 class KeyCreated(KeyOut):
@@ -197,7 +212,9 @@ class KeyUsageOut(BaseModel):
     days: list[DayUsage]
 
 
-def _key_out(key: ApiKeyRow, creator_email: str, requests: int) -> dict[str, Any]:
+def _key_out(
+    key: ApiKeyRow, creator_email: str, requests: int, alerts: list[dict[str, Any]]
+) -> dict[str, Any]:
     """The ``KeyOut`` of a key, as JSON-ready data."""
     return {
         "id": key.id,
@@ -223,11 +240,14 @@ def _key_out(key: ApiKeyRow, creator_email: str, requests: int) -> dict[str, Any
         "leaked_url": key.leaked_url,
         "rotated_from_id": key.rotated_from_id,
         "requests_this_period": requests,
+        "alerts": alerts,
     }
 
 
-def _listed_out(listed: ListedKey) -> dict[str, Any]:
-    return _key_out(*listed)
+async def _listed_out(db: Queries, keys: list[ListedKey]) -> list[dict[str, Any]]:
+    """The ``KeyOut`` of each key, with its alerts."""
+    alerts = await alerts_for(db, [listed.key for listed in keys], utcnow())
+    return [_key_out(*listed, alerts[listed.key.id]) for listed in keys]
 
 
 def _period(user: SignedIn) -> BillingPeriod:
@@ -241,7 +261,7 @@ async def workspace_keys(db: Queries, workspace: WorkspaceRow) -> list[KeyOut]:
     keys = await queries.list_keys(
         db, workspace.id, period.start, created_by_id=None, up_to=MAX_ID, limit=MAX_ID
     )
-    return [KeyOut.model_validate(_listed_out(listed)) for listed in keys]
+    return [KeyOut.model_validate(key) for key in await _listed_out(db, keys)]
 
 
 async def _visible_key(db: Queries, user: SignedIn, key_id: int) -> ListedKey:
@@ -320,7 +340,7 @@ async def create_key(body: KeyCreate, user: CurrentUser, db: Db, request: Reques
             else None,
         )
         await _audit(tx, request, user, "key.created", key, {"scope": key.scope})
-    return respond({**_key_out(key, user.email, 0), "key": issued.key}, 201, NO_STORE)
+    return respond({**_key_out(key, user.email, 0, []), "key": issued.key}, 201, NO_STORE)
 
 
 @router.get("", summary="List API keys", response_model=Page[KeyOut])
@@ -335,12 +355,13 @@ async def list_keys(user: CurrentUser, db: Db, params: Pagination) -> Response:
     )
     kept = keys[: params.limit]
     next_cursor = str(kept[-1].key.id) if len(keys) > params.limit else None
-    return respond({"data": [_listed_out(listed) for listed in kept], "next_cursor": next_cursor})
+    return respond({"data": await _listed_out(db, kept), "next_cursor": next_cursor})
 
 
 @router.get("/{key_id}", summary="Get an API key", response_model=KeyOut)
 async def get_key(key_id: Id, user: CurrentUser, db: Db) -> Response:
-    return respond(_listed_out(await _visible_key(db, user, key_id)))
+    [key] = await _listed_out(db, [await _visible_key(db, user, key_id)])
+    return respond(key)
 
 
 @router.patch(
@@ -379,7 +400,8 @@ async def update_key(
             key = key._replace(
                 allowed_ips=allowed_ips, rate_limit_requests=limit, rate_limit_seconds=seconds
             )
-    return respond(_key_out(key, email, requests))
+    [key_out] = await _listed_out(db, [ListedKey(key, email, requests)])
+    return respond(key_out)
 
 
 @router.get(
@@ -446,7 +468,8 @@ async def revoke_key(key_id: Id, user: CurrentUser, db: Db, request: Request) ->
         actor = Actor.user(request, user.user_id, user.email)
         await key_service.revoke_key(tx, key, actor=actor)
         listed = await _visible_key(tx, user, key_id)
-    return respond(_listed_out(listed))
+    [key_out] = await _listed_out(db, [listed])
+    return respond(key_out)
 
 
 @router.post(
@@ -486,4 +509,4 @@ async def rotate_key(
         raise Conflict(
             f"Key {key_id} was already rotated: its successor is key {successor}."
         ) from None
-    return respond({**_key_out(key, user.email, 0), "key": issued.key}, 201, NO_STORE)
+    return respond({**_key_out(key, user.email, 0, []), "key": issued.key}, 201, NO_STORE)

@@ -1,4 +1,6 @@
-"""each key's request log, its outcomes per day, and where it was last used from
+"""each key's request log, its outcomes per day, where it was last used from, and what its
+alerts are computed from (the addresses it was used from, its outcomes of the last minutes,
+when it was last tried while revoked or expired)
 
 Revision ID: c3e8a1f0b7d2
 Revises: a9ff874f13d9
@@ -22,6 +24,36 @@ def upgrade() -> None:
     op.add_column("api_keys", sa.Column("last_used_ip", sa.String(length=45), nullable=True))
     op.add_column(
         "api_keys", sa.Column("last_used_user_agent", sa.String(length=256), nullable=True)
+    )
+    op.add_column("api_keys", sa.Column("last_refused_at", UTCDateTime(), nullable=True))
+    op.add_column("api_keys", sa.Column("refused_since", UTCDateTime(), nullable=True))
+    op.create_table(
+        "key_ips",
+        sa.Column("api_key_id", sa.Integer(), nullable=False),
+        sa.Column("ip", sa.String(length=45), nullable=False),
+        sa.Column("first_seen", UTCDateTime(), nullable=False),
+        sa.Column("last_seen", UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["api_key_id"],
+            ["api_keys.id"],
+            name=op.f("fk_key_ips_api_key_id_api_keys"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("api_key_id", "ip", name=op.f("pk_key_ips")),
+    )
+    op.create_table(
+        "key_minute_outcomes",
+        sa.Column("api_key_id", sa.Integer(), nullable=False),
+        sa.Column("minute", sa.BigInteger(), nullable=False),
+        sa.Column("requests", sa.Integer(), nullable=False),
+        sa.Column("failed", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["api_key_id"],
+            ["api_keys.id"],
+            name=op.f("fk_key_minute_outcomes_api_key_id_api_keys"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("api_key_id", "minute", name=op.f("pk_key_minute_outcomes")),
     )
     op.create_table(
         "key_requests",
@@ -64,10 +96,14 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("key_minute_outcomes")
+    op.drop_table("key_ips")
     op.drop_table("key_daily_outcomes")
     op.drop_index("ix_key_requests_at", table_name="key_requests")
     op.drop_index("ix_key_requests_api_key_id_id", table_name="key_requests")
     op.drop_table("key_requests")
     with op.batch_alter_table("api_keys") as batch:
+        batch.drop_column("refused_since")
+        batch.drop_column("last_refused_at")
         batch.drop_column("last_used_user_agent")
         batch.drop_column("last_used_ip")
