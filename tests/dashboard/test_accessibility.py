@@ -89,7 +89,7 @@ async def test_the_whole_key_story_works_by_keyboard(page: Page, team: Team, wid
     await expect(dialog.get_by_role("radio", name="Full Access")).to_be_focused()
     await keyboard.press("ArrowDown")
     await expect(dialog.get_by_role("radio", name="Read-Only")).to_be_checked()
-    for _ in range(3):  # expiry, Cancel, Generate
+    for _ in range(6):  # expiry, allowed IPs, the rate limit's two fields, Cancel, Generate
         await keyboard.press("Tab")
     await expect(dialog.get_by_role("button", name="Generate", exact=True)).to_be_focused()
     await keyboard.press("Enter")

@@ -331,6 +331,11 @@ export class KeysPage {
     } else if (expiry) {
       body.expires_at = new Date(Date.now() + Number(expiry) * DAY_MS).toISOString();
     }
+    // Sent only when filled in: left out, the key works from any IP, without a rate limit.
+    const allowedIps = parseRanges(byId('key-allowed-ips').value);
+    if (allowedIps) body.allowed_ips = allowedIps;
+    const rateLimit = readRateLimit(byId('key-rate-requests'), byId('key-rate-seconds'));
+    if (rateLimit) body.rate_limit = rateLimit;
     return body;
   }
 
@@ -494,4 +499,23 @@ async function copyText(node) {
     selection.removeAllRanges();
     return copied;
   }
+}
+
+// ---- allowed IPs and rate limit: what the fields mean, how the table says it ----------------
+
+/** The ranges typed in a field, one a line or separated by commas (or spaces); none: null. */
+export function parseRanges(text) {
+  const ranges = text.split(/[\s,]+/).filter(Boolean);
+  return ranges.length ? ranges : null;
+}
+
+/** `{requests, per_seconds}` from the two fields, null when both are empty. */
+export function readRateLimit(requestsInput, secondsInput) {
+  const requests = requestsInput.value.trim();
+  const seconds = secondsInput.value.trim();
+  if (!requests && !seconds) return null;
+  if (!requests || !seconds) {
+    throw new Error('Fill in both the number of requests and the seconds of the rate limit, or neither.');
+  }
+  return { requests: Number(requests), per_seconds: Number(seconds) };
 }
