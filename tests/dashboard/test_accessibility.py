@@ -45,6 +45,9 @@ async def test_every_control_has_an_accessible_name(
     await page.get_by_role("button", name="Rename CI/CD Pipeline").click()
     await assert_every_visible_control_is_named(page.locator("#keys-body"))
     await page.keyboard.press("Escape")
+    await page.get_by_role("button", name="Restrict CI/CD Pipeline").click()
+    assert await assert_every_visible_control_is_named(page.locator("#keys-body")) >= 10
+    await page.keyboard.press("Escape")
 
     await page.get_by_role("button", name="Generate New Key").click()
     generate = page.get_by_role("dialog", name="Generate New Key")
@@ -89,7 +92,7 @@ async def test_the_whole_key_story_works_by_keyboard(page: Page, team: Team, wid
     await expect(dialog.get_by_role("radio", name="Full Access")).to_be_focused()
     await keyboard.press("ArrowDown")
     await expect(dialog.get_by_role("radio", name="Read-Only")).to_be_checked()
-    for _ in range(3):  # expiry, Cancel, Generate
+    for _ in range(6):  # expiry, allowed IPs, the rate limit's two fields, Cancel, Generate
         await keyboard.press("Tab")
     await expect(dialog.get_by_role("button", name="Generate", exact=True)).to_be_focused()
     await keyboard.press("Enter")
@@ -114,6 +117,8 @@ async def test_the_whole_key_story_works_by_keyboard(page: Page, team: Team, wid
     await keyboard.press("Enter")
     await expect(page.get_by_role("button", name="Rename Renamed by keyboard")).to_be_focused()
 
+    await keyboard.press("Tab")
+    await expect(page.get_by_role("button", name="Restrict Renamed by keyboard")).to_be_focused()
     await keyboard.press("Tab")
     await expect(
         page.get_by_role("button", name="Usage chart of Renamed by keyboard")

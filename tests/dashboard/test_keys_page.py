@@ -60,7 +60,7 @@ async def test_a_read_only_key_reads_but_cannot_write(
     await sign_in(page, team.workspace, team.owner)
     key = await generate(page, "Public status page", scope="Read-Only")
 
-    await expect(key_row(page, "Public status page").locator(".cell-scope")).to_have_text(
+    await expect(key_row(page, "Public status page").locator(".cell-scope .scope")).to_have_text(
         "Read-Only"
     )
     async with httpx.AsyncClient(base_url=server.url, headers=bearer(key)) as api:

@@ -3,7 +3,7 @@
 
 import { api, listAll } from './api.js';
 import { byId, el, say, show } from './dom.js';
-import { DAY_MS, formatDate, formatDateTime, formatNumber, planName, relativeTime } from './format.js';
+import { DAY_MS, formatDate, formatDateTime, formatNumber, planName, plural, relativeTime } from './format.js';
 
 const SCOPE_LABELS = { full: 'Full Access', read_only: 'Read-Only', custom: 'Custom' };
 const RESOURCES = ['projects', 'tasks', 'members'];
@@ -183,6 +183,7 @@ export class KeysPage {
         parts.push(el('span', { class: 'cell-note' }, `only ${names.join(', ')}`));
       }
     }
+    parts.push(this.controlsSummary(key));
     return parts;
   }
 
@@ -288,6 +289,114 @@ export class KeysPage {
     input.select();
   }
 
+  // ---- allowed IPs and rate limit, inline -------------------------------------------------
+
+  /** Where the key may be used from and how often, with the button that edits both. */
+  controlsSummary(key) {
+    const ips = key.allowed_ips?.length
+      ? el('span', { class: 'controls-ips', title: key.allowed_ips.join(', ') }, 'IPs: ', rangeList(key.allowed_ips))
+      : el('span', { class: 'controls-ips' }, 'Any IP');
+    const limit = key.rate_limit && el('span', {
+      class: 'controls-limit',
+      title: `At most ${rateLimitText(key.rate_limit)}`,
+    }, `Limit: ${formatNumber(key.rate_limit.requests)} / ${formatNumber(key.rate_limit.per_seconds)}\u00a0s`);
+    const status = keyStatus(key);
+    if (status.id !== 'revoked' && status.id !== 'expired') {
+      const edit = iconButton(`Restrict ${key.name}`, 'Allowed IPs and rate limit', 'restrict', SHIELD);
+      edit.setAttribute('aria-expanded', 'false');
+      edit.addEventListener('click', () => this.startRestrict(key));
+      (limit || ips).append(' ', edit); // at the end of the last line
+    }
+    return el('div', { class: 'key-controls' }, ips, limit);
+  }
+
+  /** The allowed IPs and rate limit form, in a row of its own below the key's. */
+  startRestrict(key) {
+    const open = byId(`controls-${key.id}`);
+    if (open) {
+      open.querySelector('textarea').focus();
+      return;
+    }
+    const row = this.rowOf(key.id);
+    const button = row.querySelector('[data-action="restrict"]');
+    const id = (part) => `controls-${key.id}-${part}`;
+    const ips = el('textarea', {
+      id: id('ips'), rows: Math.min(8, Math.max(2, (key.allowed_ips?.length ?? 0) + 1)),
+      autocomplete: 'off', autocapitalize: 'none', spellcheck: 'false', placeholder: '203.0.113.0/24',
+      'aria-describedby': id('ips-hint'),
+    }, (key.allowed_ips ?? []).join('\n'));
+    const number = (part, max, value) => el('input', {
+      id: id(part), type: 'number', min: 1, max, step: 1, inputmode: 'numeric', value,
+      'aria-labelledby': id(`${part}-word`), 'aria-describedby': id('rate-hint'),
+    });
+    const requests = number('requests', 1000000, key.rate_limit?.requests);
+    const seconds = number('seconds', 86400, key.rate_limit?.per_seconds);
+    const error = el('p', { class: 'form-error', role: 'alert', hidden: true });
+    const cancel = el('button', { type: 'button', class: 'btn btn-small' }, 'Cancel');
+    const form = el('form', { class: 'controls-form', 'aria-label': `Allowed IPs and rate limit of ${key.name}` },
+      el('div', { class: 'controls-field' },
+        el('label', { for: id('ips') }, 'Allowed IPs', el('span', { class: 'visually-hidden' }, ` of ${key.name}`)),
+        ips,
+        el('p', { id: id('ips-hint'), class: 'hint' },
+          'One address or range a line, or separated by commas, e.g. ', el('code', {}, '203.0.113.0/24'),
+          '. Empty: any IP.')),
+      el('fieldset', { class: 'controls-field' },
+        el('legend', {}, 'Rate limit'),
+        el('div', { class: 'rate-line' },
+          el('span', {}, 'At most'), requests, el('span', { id: id('requests-word') }, 'requests'),
+          el('span', {}, 'per'), seconds, el('span', { id: id('seconds-word') }, 'seconds')),
+        el('p', { id: id('rate-hint'), class: 'hint' }, 'Both empty: no limit.')),
+      error,
+      el('div', { class: 'rename-buttons' },
+        el('button', { type: 'submit', class: 'btn btn-small btn-primary' }, 'Save'),
+        cancel),
+    );
+    const formRow = el('tr', { id: `controls-${key.id}`, class: 'controls-row' },
+      el('td', { colspan: row.cells.length }, form));
+    const stop = () => {
+      formRow.remove();
+      button.setAttribute('aria-expanded', 'false');
+      this.focusAction(key.id, 'restrict');
+    };
+    cancel.addEventListener('click', stop);
+    form.addEventListener('keydown', (event) => {
+      if (event.key === 'Escape') {
+        event.preventDefault();
+        stop();
+      }
+    });
+    let saving = false;
+    form.addEventListener('submit', async (event) => {
+      event.preventDefault();
+      if (saving) return;
+      let body;
+      try {
+        // Both always sent: an emptied field clears what the key had.
+        body = { allowed_ips: parseRanges(ips.value), rate_limit: readRateLimit(requests, seconds) };
+      } catch (err) {
+        say(error, err.message);
+        return;
+      }
+      saving = true;
+      let updated;
+      try {
+        updated = await api('PATCH', `/v1/api-keys/${key.id}`, body);
+      } catch (err) {
+        this.app.fail(err, error);
+        return;
+      } finally {
+        saving = false;
+      }
+      await this.app.reloadAll();
+      this.app.notify(controlsNotice(updated));
+      this.focusAction(key.id, 'restrict');
+    });
+    row.after(formRow);
+    button.setAttribute('aria-expanded', 'true');
+    button.setAttribute('aria-controls', formRow.id);
+    ips.focus();
+  }
+
   // ---- generate ------------------------------------------------------------------------
 
   async openGenerate() {
@@ -359,6 +468,11 @@ export class KeysPage {
     } else if (expiry) {
       body.expires_at = new Date(Date.now() + Number(expiry) * DAY_MS).toISOString();
     }
+    // Sent only when filled in: left out, the key works from any IP, without a rate limit.
+    const allowedIps = parseRanges(byId('key-allowed-ips').value);
+    if (allowedIps) body.allowed_ips = allowedIps;
+    const rateLimit = readRateLimit(byId('key-rate-requests'), byId('key-rate-seconds'));
+    if (rateLimit) body.rate_limit = rateLimit;
     return body;
   }
 
@@ -486,6 +600,7 @@ function breakableEmail(email) {
 }
 
 const PENCIL = 'M4 20h4L19 9a2.1 2.1 0 0 0-4-4L4 16z';
+const SHIELD = 'M12 3 5 6v5c0 4.4 3 8.4 7 10 4-1.6 7-5.6 7-10V6z';
 const BARS = 'M5 20V11M12 20V5M19 20v-6';
 
 /** A small button showing an icon; `name` is what assistive technology announces. */
@@ -522,4 +637,51 @@ async function copyText(node) {
     selection.removeAllRanges();
     return copied;
   }
+}
+
+// ---- allowed IPs and rate limit: what the fields mean, how the table says it ----------------
+
+const SHOWN_RANGES = 3;
+
+/** The ranges typed in a field, one a line or separated by commas (or spaces); none: null. */
+export function parseRanges(text) {
+  const ranges = text.split(/[\s,]+/).filter(Boolean);
+  return ranges.length ? ranges : null;
+}
+
+/** `{requests, per_seconds}` from the two fields, null when both are empty. */
+export function readRateLimit(requestsInput, secondsInput) {
+  const requests = requestsInput.value.trim();
+  const seconds = secondsInput.value.trim();
+  if (!requests && !seconds) return null;
+  if (!requests || !seconds) {
+    throw new Error('Fill in both the number of requests and the seconds of the rate limit, or neither.');
+  }
+  return { requests: Number(requests), per_seconds: Number(seconds) };
+}
+
+/** "10.0.0.0/8, 2001:db8::/32", or the first two of a longer list and how many more: each
+ * range kept on one line where it fits. */
+function rangeList(ranges) {
+  const shown = ranges.length > SHOWN_RANGES ? ranges.slice(0, SHOWN_RANGES - 1) : ranges;
+  const parts = shown.map((range, n) => el('span', { class: 'ip-range' }, n < shown.length - 1 ? `${range},` : range));
+  if (shown.length < ranges.length) parts.push(el('span', { class: 'ip-range' }, `+${formatNumber(ranges.length - shown.length)} more`));
+  return parts.flatMap((part, n) => (n ? [' ', part] : [part]));
+}
+
+function rateLimitText(limit) {
+  return `${plural(limit.requests, 'request', 'requests')} per ${plural(limit.per_seconds, 'second', 'seconds')}`;
+}
+
+/** What the notice says once a key's allowed IPs and rate limit are saved. */
+function controlsNotice(key) {
+  const ips = key.allowed_ips;
+  let where = 'from any IP';
+  if (ips?.length) {
+    where = ips.length <= SHOWN_RANGES
+      ? `only from ${ips.join(', ')}`
+      : `only from its ${formatNumber(ips.length)} IP ranges`;
+  }
+  const limit = key.rate_limit ? `at most ${rateLimitText(key.rate_limit)}` : 'with no rate limit';
+  return `“${key.name}” now works ${where}, ${limit}.`;
 }
