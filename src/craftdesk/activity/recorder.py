@@ -27,6 +27,7 @@ PRUNE_SECONDS = 3600.0
 # Lines kept in memory while the database is unreachable; past it, the oldest are dropped.
 MAX_PENDING = 100_000
 USER_AGENT_LENGTH = 256
+CHUNK_LINES = 250
 
 
 class ActivityLog:
@@ -80,9 +81,15 @@ class ActivityLog:
                 await self.prune()
 
     async def flush(self) -> None:
-        lines, self._pending = self._pending, []
-        if not lines:
-            return
+        """Write what is pending, ``CHUNK_LINES`` lines per transaction: on SQLite a
+        transaction runs on the event loop, so each holds it a few milliseconds at most."""
+        while self._pending:
+            lines, self._pending = self._pending[:CHUNK_LINES], self._pending[CHUNK_LINES:]
+            if not await self._write(lines):
+                return
+            await asyncio.sleep(0)  # let the requests waiting meanwhile go on
+
+    async def _write(self, lines: list[tuple[Any, ...]]) -> bool:
         now = utcnow()
         outcomes: Counter[tuple[int, dt.date, str]] = Counter()
         minutes: dict[tuple[int, int], list[int]] = {}
@@ -123,6 +130,8 @@ class ActivityLog:
                 "activity log: cannot write %d lines (%s)", len(lines), type(exc).__name__
             )
             self._pending[:0] = lines
+            return False
+        return True
 
     async def prune(self) -> None:
         try:
