@@ -15,6 +15,8 @@ class ApiKey(Base):
     __tablename__ = "api_keys"
     __table_args__ = (
         Index("ix_api_keys_workspace_id_created_at", "workspace_id", "created_at"),
+        # The dashboard's list: a workspace's keys, newest (highest id) first.
+        Index("ix_api_keys_workspace_id_id", "workspace_id", "id"),
         CheckConstraint("scope IN ('full', 'read_only', 'custom')", name="scope"),
         {"sqlite_autoincrement": True},  # an id is never handed out twice
     )
