@@ -57,6 +57,10 @@ export class ActivityPanel {
     byId('activity-title').textContent = `Activity of “${key.name}”`;
     byId('activity-key').replaceChildren(...keyFacts(key));
     byId('activity-filters').reset();
+    // Not the lines of the key shown before while this one's load.
+    byId('activity-lines').replaceChildren();
+    for (const id of ['activity-table', 'activity-empty', 'activity-older']) show(byId(id), false);
+    byId('activity-summary').textContent = 'Loading…';
     this.dialog.showModal();
     byId('activity-status').focus();
     await this.load();
@@ -102,12 +106,19 @@ export class ActivityPanel {
     }
     if (ticket !== this.ticket) return;
     this.dialog.removeAttribute('aria-busy');
+    const rows = this.display(page.data, page.next_cursor, { older, query });
+    // Older pressed on the last page: its button goes, so focus goes to the first line it added.
+    if (older && !this.cursor && rows.length) rows[0].focus();
+  }
+
+  /** Put the lines on screen (after those shown, for an older page), and say what they are. */
+  display(lines, cursor, { older, query }) {
     const body = byId('activity-lines');
-    const rows = page.data.map((line) => lineRow(line));
+    const rows = lines.map((line) => lineRow(line));
     if (older) body.append(...rows);
     else body.replaceChildren(...rows);
     this.shown = (older ? this.shown : 0) + rows.length;
-    this.cursor = page.next_cursor;
+    this.cursor = cursor;
 
     const filtered = query.has('status') || query.has('code');
     show(byId('activity-table'), this.shown > 0);
@@ -120,8 +131,7 @@ export class ActivityPanel {
     byId('activity-summary').textContent = this.shown === 0 ? ''
       : `${plural(this.shown, 'request', 'requests')}${filtered ? ` ${filterText(query)}` : ''}, `
         + `newest first${this.cursor ? '; older ones follow' : ''}.`;
-    // Older pressed on the last page: its button goes, so focus goes to the first line it added.
-    if (older && !this.cursor && rows.length) rows[0].focus();
+    return rows;
   }
 }
 

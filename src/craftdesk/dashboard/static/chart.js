@@ -164,10 +164,10 @@ export function drawDailyChart(container, usage, keyLabel) {
       let base = MARGIN.top + plotHeight;
       for (const series of SERIES) {
         if (!stack[series.id]) continue;
-        const height = (stack[series.id] / stack.total) * barHeight;
-        base -= height;
+        const segmentHeight = (stack[series.id] / stack.total) * barHeight;
+        base -= segmentHeight;
         group.append(svg('rect', {
-          x: barX, y: base, width: barWidth, height,
+          x: barX, y: base, width: barWidth, height: segmentHeight,
           class: `chart-segment chart-series-${series.id}`,
           'data-series': series.id,
           'data-count': stack[series.id],
