@@ -120,6 +120,8 @@ async def test_the_whole_key_story_works_by_keyboard(page: Page, team: Team, wid
     await keyboard.press("Tab")
     await expect(page.get_by_role("button", name="Restrict Renamed by keyboard")).to_be_focused()
     await keyboard.press("Tab")
+    await expect(page.get_by_role("button", name="Activity of Renamed by keyboard")).to_be_focused()
+    await keyboard.press("Tab")
     await expect(
         page.get_by_role("button", name="Usage chart of Renamed by keyboard")
     ).to_be_focused()

@@ -31,13 +31,14 @@ class KeyActions:
     actions: list[str]  # the accessible names' verbs, as in "Rotate <name>"
 
 
-EVERY_ACTION = ["Rename", "Usage chart of", "Rotate", "Revoke"]
-NOT_MINE = ["Rename", "Usage chart of", "Revoke"]  # only a key's creator rotates it
+EVERY_ACTION = ["Rename", "Activity of", "Usage chart of", "Rotate", "Revoke"]
+NOT_MINE = ["Rename", "Activity of", "Usage chart of", "Revoke"]  # only its creator rotates it
 WORST_CASE = [
     KeyActions(DEPLOY, EVERY_ACTION),
     KeyActions(WEBHOOK, NOT_MINE),
     KeyActions(MOBILE, NOT_MINE),
-    KeyActions(STAGING, ["Rename", "Usage chart of"]),  # revoked: nothing to rotate or revoke
+    # Revoked: nothing to rotate or revoke.
+    KeyActions(STAGING, ["Rename", "Activity of", "Usage chart of"]),
 ]
 
 

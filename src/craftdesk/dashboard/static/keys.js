@@ -1,6 +1,8 @@
 // Settings → Integrations → API Keys: the keys table and its actions (generate, rename,
-// rotate, revoke), and the dialog that shows a new key once.
+// rotate, revoke, the request log), its alerts and "unused" filter, and the dialog that
+// shows a new key once.
 
+import { ActivityPanel } from './activity.js';
 import { api, listAll } from './api.js';
 import { byId, el, say, show } from './dom.js';
 import { DAY_MS, formatDate, formatDateTime, formatNumber, planName, plural, relativeTime } from './format.js';
@@ -46,6 +48,16 @@ function leakedUrl(url) {
   return el('a', { class: 'leaked-url', href: url, rel: 'noopener noreferrer nofollow', target: '_blank' }, url);
 }
 
+/** Each alert's badge: a short reason; the server's `detail` says the rest. */
+const ALERT_LABELS = {
+  new_ip: 'New IP',
+  failing: 'Failing',
+  revoked_in_use: 'Revoked key in use',
+  unused: 'Unused 30 days',
+};
+
+const isUnused = (key) => key.alerts?.some((alert) => alert.kind === 'unused');
+
 const ageInDays = (key, now = Date.now()) => Math.floor((now - Date.parse(key.created_at)) / DAY_MS);
 const keyLabel = (key) => `${key.prefix}…${key.last_four}`;
 
@@ -60,6 +72,7 @@ export class KeysPage {
     this.projects = null;
     this.pending = null; // the key the rotate or revoke dialog is about
     this.revealedFor = null; // the id of the key whose secret the reveal dialog shows
+    this.activity = new ActivityPanel(app, (keyId) => this.focusAction(keyId, 'activity'));
 
     this.generateDialog = byId('generate-dialog');
     this.revealDialog = byId('reveal-dialog');
@@ -82,6 +95,7 @@ export class KeysPage {
       this.revealDialog.close();
     });
     this.revealDialog.addEventListener('cancel', () => this.forgetRevealedKey());
+    byId('keys-unused').addEventListener('change', () => this.render());
     this.revealDialog.addEventListener('close', () => {
       this.forgetRevealedKey();
       this.focusAction(this.revealedFor, 'rename');
@@ -104,9 +118,11 @@ export class KeysPage {
     this.keys = [];
     this.projects = null;
     byId('keys-body').replaceChildren();
+    byId('keys-unused').checked = false;
     for (const dialog of [this.generateDialog, this.revokeDialog, this.rotateDialog, this.revealDialog]) {
       if (dialog.open) dialog.close();
     }
+    this.activity.clear();
   }
 
   get managesWorkspace() {
@@ -122,10 +138,16 @@ export class KeysPage {
     // Re-rendering replaces the rows: keep the keyboard focus on the same key's same button.
     const focused = document.activeElement?.closest('#keys-body [data-action]');
     const [keyId, action] = [focused?.closest('tr')?.dataset.keyId, focused?.dataset.action];
-    byId('keys-body').replaceChildren(...this.keys.map((key) => this.row(key)));
+    // "Unused for 30 days": only the keys with an `unused` alert.
+    const onlyUnused = byId('keys-unused').checked;
+    const shown = onlyUnused ? this.keys.filter(isUnused) : this.keys;
+    byId('keys-body').replaceChildren(...shown.map((key) => this.row(key)));
     if (focused) this.focusAction(keyId, action);
+    show(byId('keys-filters'), this.keys.length > 0);
+    byId('keys-unused-count').textContent = `(${formatNumber(this.keys.filter(isUnused).length)})`;
     show(byId('keys-empty'), this.keys.length === 0);
-    show(byId('keys-table'), this.keys.length > 0);
+    show(byId('keys-none-unused'), this.keys.length > 0 && shown.length === 0);
+    show(byId('keys-table'), shown.length > 0);
   }
 
   row(key) {
@@ -146,8 +168,10 @@ export class KeysPage {
     }
 
     const lastUsed = key.last_used_at
-      ? el('time', { datetime: key.last_used_at, title: formatDateTime(key.last_used_at) }, relativeTime(key.last_used_at))
+      ? el('time', { datetime: key.last_used_at, title: lastUsedTitle(key) }, relativeTime(key.last_used_at))
       : el('span', { class: 'muted' }, 'never');
+    const activity = iconButton(`Activity of ${key.name}`, 'Activity: the key’s request log', 'activity', LIST);
+    activity.addEventListener('click', () => this.activity.open(key));
 
     const statusCell = el('td', { class: 'cell-status', dataset: { label: 'Status' } },
       el('span', { class: `badge badge-${status.id}` }, status.label));
@@ -160,13 +184,15 @@ export class KeysPage {
       statusCell.append(el('span', { class: 'cell-note', title: formatDateTime(key.expires_at) },
         `${past ? 'expired' : 'expires'} ${relativeTime(key.expires_at)}`));
     }
+    if (key.alerts?.length) statusCell.append(alertBadges(key));
 
     return el('tr', { dataset: { keyId: key.id }, class: `status-${status.id}` },
       el('td', { class: 'cell-name' }, this.nameCell(key)),
       el('td', { class: 'cell-scope', dataset: { label: 'Scope' } }, this.scopeCell(key)),
       el('td', { class: 'col-creator', dataset: { label: 'Created by' } }, breakableEmail(key.created_by.email)),
       created,
-      el('td', { class: 'cell-last-used', dataset: { label: 'Last used' } }, lastUsed),
+      el('td', { class: 'cell-last-used', dataset: { label: 'Last used' } },
+        el('span', { class: 'last-used' }, lastUsed, activity)),
       el('td', { class: 'num cell-requests', dataset: { label: 'Requests this period' } }, this.requestsCell(key)),
       statusCell,
       el('td', { class: 'cell-actions' }, this.actions(key, status)),
@@ -599,7 +625,33 @@ function breakableEmail(email) {
   return [el('span', { class: 'email-part' }, email.slice(0, at)), el('wbr'), el('span', { class: 'email-part' }, email.slice(at))];
 }
 
+/** What the last-used time's tooltip says: when, from where, with what. */
+function lastUsedTitle(key) {
+  let title = formatDateTime(key.last_used_at);
+  if (key.last_used_ip) title += ` from ${key.last_used_ip}`;
+  if (key.last_used_user_agent) title += ` (${key.last_used_user_agent})`;
+  return title;
+}
+
+/** A badge per alert: its short reason, with the server's detail as its description (and
+ * tooltip). The detail's node is hidden: it is read as the badge's description, not twice. */
+function alertBadges(key) {
+  return el('span', { class: 'key-alerts' }, key.alerts.map((alert, n) => {
+    const id = `alert-${key.id}-${n}`; // a key may have a "new IP" alert per address
+    return [
+      el('span', {
+        class: `alert-badge alert-${alert.kind.replaceAll('_', '-')}`,
+        dataset: { kind: alert.kind },
+        title: alert.detail,
+        'aria-describedby': id,
+      }, ALERT_LABELS[alert.kind] ?? alert.kind),
+      el('span', { id, hidden: true }, alert.detail),
+    ];
+  }));
+}
+
 const PENCIL = 'M4 20h4L19 9a2.1 2.1 0 0 0-4-4L4 16z';
+const LIST = 'M9 6h11M9 12h11M9 18h11M4.5 6h.01M4.5 12h.01M4.5 18h.01';
 const SHIELD = 'M12 3 5 6v5c0 4.4 3 8.4 7 10 4-1.6 7-5.6 7-10V6z';
 const BARS = 'M5 20V11M12 20V5M19 20v-6';
 

@@ -1,8 +1,8 @@
 // Usage: the workspace's plan, quota, used, remaining and reset date, and the per-day
-// requests chart of one key at a time.
+// chart of one key at a time: its requests, stacked by outcome, with a legend.
 
 import { api } from './api.js';
-import { drawDailyChart } from './chart.js';
+import { drawDailyChart, SERIES } from './chart.js';
 import { byId, el } from './dom.js';
 import { formatDate, formatDateTime, formatNumber, formatUtcDay, planName, relativeTime } from './format.js';
 
@@ -24,9 +24,9 @@ export class UsagePanel {
 
   draw(usage, name) {
     const canvas = byId('chart-canvas');
-    const summary = drawDailyChart(canvas, usage, name);
+    const drawn = drawDailyChart(canvas, usage, name);
     this.drawn = { usage, name, width: canvas.clientWidth };
-    return summary;
+    return drawn;
   }
 
   async load() {
@@ -60,6 +60,7 @@ export class UsagePanel {
       this.drawn = null;
       byId('chart-canvas').replaceChildren(el('p', { class: 'empty' }, 'Generate a key to see its requests here.'));
       byId('chart-caption').textContent = '';
+      byId('chart-legend').replaceChildren();
       byId('chart-table-body').replaceChildren();
       return;
     }
@@ -89,11 +90,18 @@ export class UsagePanel {
       return;
     }
     if (ticket !== this.drawing) return; // a later choice won
-    const summary = this.draw(usage, key.name);
+    const { summary, totals } = this.draw(usage, key.name);
     byId('chart-caption').textContent = `“${key.name}”: ${summary} Days are UTC.`;
+    // The series the period has, each with its colour (as in the bars) and its total.
+    byId('chart-legend').replaceChildren(...SERIES.filter((series) => totals[series.id] > 0).map((series) => el('li',
+      { class: 'chart-legend-item', dataset: { series: series.id } },
+      el('span', { class: `chart-swatch chart-series-${series.id}`, 'aria-hidden': 'true' }),
+      el('span', {}, series.label),
+      el('span', { class: 'chart-legend-count' }, formatNumber(totals[series.id])))));
     byId('chart-table-body').replaceChildren(...usage.days.map((day) => el('tr', {},
       el('td', {}, formatUtcDay(new Date(`${day.date}T00:00:00Z`))),
-      el('td', { class: 'num' }, formatNumber(day.requests)))));
+      el('td', { class: 'num' }, formatNumber(day.requests)),
+      el('td', { class: 'daily-outcomes' }, outcomesText(day.outcomes)))));
   }
 
   clear() {
@@ -102,6 +110,13 @@ export class UsagePanel {
     this.drawn = null;
     byId('chart-key').replaceChildren();
     byId('chart-canvas').replaceChildren();
+    byId('chart-legend').replaceChildren();
     byId('chart-table-body').replaceChildren();
   }
+}
+
+/** "ok 10, not_found 2": a day's outcome codes, the most frequent first; none: "—". */
+function outcomesText(outcomes) {
+  const codes = Object.entries(outcomes ?? {}).sort(([a, m], [b, n]) => n - m || a.localeCompare(b));
+  return codes.length ? codes.map(([code, n]) => `${code} ${formatNumber(n)}`).join(', ') : '—';
 }
