@@ -90,8 +90,12 @@ class Seed(World):
         key: str,
         period: BillingPeriod,
         per_day: dict[dt.date, int],
+        *,
+        outcomes: bool = False,
     ) -> None:
-        """Record past requests of a key per day, as the gate would have counted them."""
+        """Record past requests of a key per day, as the gate would have counted them; with
+        ``outcomes``, also as the request log would have (a few 404s and 403s among them, and
+        some 429s beside them, which the quota does not count)."""
         key_id = await self.key_id(key)
         total = sum(per_day.values())
         async with self.app.state.db.transaction() as tx:
@@ -102,6 +106,24 @@ class Seed(World):
                     day,
                     requests,
                 )
+                if not outcomes:
+                    continue
+                not_found, refused = requests // 30, requests // 50
+                for code, count in (
+                    ("ok", requests - not_found - refused),
+                    ("not_found", not_found),
+                    ("insufficient_scope", refused),
+                    ("rate_limited", requests // 40),
+                ):
+                    if count:
+                        await tx.execute(
+                            """INSERT INTO key_daily_outcomes (api_key_id, day, code, requests)
+                               VALUES ($1, $2, $3, $4)""",
+                            key_id,
+                            day,
+                            code,
+                            count,
+                        )
             await tx.execute(
                 "INSERT INTO key_usage (api_key_id, period_start, requests) VALUES ($1, $2, $3)",
                 key_id,

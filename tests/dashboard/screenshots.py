@@ -104,10 +104,18 @@ async def seed_demo(seed: Seed) -> tuple[str, str, dict[str, str]]:
     await seed.update_key(keys["Old staging key"], revoked_at=now - dt.timedelta(days=6))
     await seed.update_key(keys["Legacy webhook"], last_used_at=now - dt.timedelta(days=3))
     await seed.update_key(keys["Mobile App"], last_used_at=now - dt.timedelta(hours=2))
-    await seed.backfill_usage(workspace, keys["CI/CD Pipeline"], period, series(420, 0.25, 0.3))
-    await seed.backfill_usage(workspace, keys["Mobile App"], period, series(150, 1.4, 0.2))
-    await seed.backfill_usage(workspace, keys["Analytics export"], period, series(60, 0.1, 0.5))
-    await seed.backfill_usage(workspace, keys["Legacy webhook"], period, series(6, 1.0, 0.8))
+    await seed.backfill_usage(
+        workspace, keys["CI/CD Pipeline"], period, series(420, 0.25, 0.3), outcomes=True
+    )
+    await seed.backfill_usage(
+        workspace, keys["Mobile App"], period, series(150, 1.4, 0.2), outcomes=True
+    )
+    await seed.backfill_usage(
+        workspace, keys["Analytics export"], period, series(60, 0.1, 0.5), outcomes=True
+    )
+    await seed.backfill_usage(
+        workspace, keys["Legacy webhook"], period, series(6, 1.0, 0.8), outcomes=True
+    )
     return workspace.slug, owner.email, keys
 
 
