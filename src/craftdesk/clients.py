@@ -8,6 +8,7 @@ proxy put it there. (The server must run without uvicorn's own forwarded-header 
 which would believe any header from 127.0.0.1: ``craftdesk serve`` does.)
 """
 
+import functools
 import ipaddress
 from collections.abc import Sequence
 
@@ -15,6 +16,7 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
+@functools.lru_cache(maxsize=4096)  # every request parses its peer: once per address
 def parse_address(text: str) -> Address | None:
     """An address as a client or a proxy writes it; IPv4 given as IPv6 (``::ffff:a.b.c.d``)
     is the IPv4 address, so that one address has one spelling."""

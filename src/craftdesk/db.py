@@ -15,7 +15,7 @@ import re
 import sqlite3
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any, NoReturn, Protocol
 
 import asyncpg
 from fastapi import Depends, Request
@@ -116,6 +116,21 @@ def _sqlite_text(sql: str) -> str:
     placeholders (SQLite's ``?1``) and, where PostgreSQL cannot tell a parameter's type,
     ``::type`` casts (dropped: SQLite's values need none)."""
     return _CAST.sub("", _PLACEHOLDER.sub(r"?\1", sql))
+
+
+def placeholders(first: int, count: int) -> str:
+    """``$first, …`` for ``count`` values: an ``IN`` list (at most 100 ids in this app)."""
+    return ", ".join(f"${n}" for n in range(first, first + count))
+
+
+def value_rows(count: int, casts: Sequence[str]) -> str:
+    """``($1, $2::date, …), (…)``: ``count`` rows of ``len(casts)`` parameters each, for a
+    multi-row ``VALUES`` (``casts``: each column's ``::type``, or ``""``)."""
+    width = len(casts)
+    return ", ".join(
+        "(" + ", ".join(f"${n * width + c + 1}{cast}" for c, cast in enumerate(casts)) + ")"
+        for n in range(count)
+    )
 
 
 class Row(Protocol):
@@ -248,29 +263,23 @@ class PostgresDatabase(Database):
         except _UNREACHABLE as exc:
             raise Unavailable(type(exc).__name__) from exc
 
-    def _failed(self, connection: asyncpg.Connection, exc: BaseException) -> BaseException:
-        """What to raise for ``exc``, raised while using ``connection``."""
+    def _fail(self, connection: asyncpg.Connection, exc: Exception) -> NoReturn:
+        """Raise what ``exc``, raised while using ``connection``, means to the app."""
         if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
-            return IntegrityViolation(exc.sqlstate)
-        if isinstance(exc, _BROKEN):
+            raise IntegrityViolation(exc.sqlstate) from exc
+        if isinstance(exc, _BROKEN):  # a timeout too: TimeoutError is an OSError
             # A broken connection: drop it, and the idle ones that may be as dead.
             connection.terminate()
             self.pool.expire_connections()
-            return Unavailable(type(exc).__name__)
-        if isinstance(exc, TimeoutError):
-            connection.terminate()
-            return Unavailable(type(exc).__name__)
-        return exc
+            raise Unavailable(type(exc).__name__) from exc
+        raise exc
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
         connection = await self._acquire()
         try:
             return await connection.fetch(sql, *args)  # type: ignore[no-any-return]
         except Exception as exc:
-            failure = self._failed(connection, exc)
-            if failure is exc:
-                raise
-            raise failure from exc
+            self._fail(connection, exc)
         finally:
             await self.pool.release(connection)
 
@@ -283,10 +292,7 @@ class PostgresDatabase(Database):
         try:
             return _rowcount(await connection.execute(sql, *args))
         except Exception as exc:
-            failure = self._failed(connection, exc)
-            if failure is exc:
-                raise
-            raise failure from exc
+            self._fail(connection, exc)
         finally:
             await self.pool.release(connection)
 
@@ -297,10 +303,7 @@ class PostgresDatabase(Database):
             async with connection.transaction():
                 yield _PostgresTransaction(connection)
         except Exception as exc:
-            failure = self._failed(connection, exc)
-            if failure is exc:
-                raise
-            raise failure from exc
+            self._fail(connection, exc)
         finally:
             await self.pool.release(connection)
 

@@ -4,45 +4,33 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from craftdesk.db import Queries, Row, Transaction
+from craftdesk.db import Queries, Row, Transaction, placeholders, value_rows
 
 REQUEST = "id, at, method, path, status, code, ip, user_agent, request_id, duration_ms"
-_COLUMNS = 10  # api_key_id and REQUEST's columns but id
-# Rows per INSERT: each takes 10 parameters, and SQLite allows 32,766 in a statement.
-CHUNK = 1000
+
+# The writer passes at most 250 lines a transaction (``recorder.CHUNK_LINES``): each write
+# below is one statement, well under SQLite's 32,766 parameters.
 
 
 async def insert_requests(tx: Transaction, rows: Sequence[tuple[Any, ...]]) -> None:
     """Add ``rows`` (api_key_id, at, method, path, status, code, ip, user_agent, request_id,
-    duration_ms) to the log, a thousand per statement."""
-    for start in range(0, len(rows), CHUNK):
-        chunk = rows[start : start + CHUNK]
-        values = ", ".join(
-            "(" + ", ".join(f"${n * _COLUMNS + c + 1}" for c in range(_COLUMNS)) + ")"
-            for n in range(len(chunk))
-        )
-        await tx.execute(
-            f"""INSERT INTO key_requests (api_key_id, at, method, path, status, code, ip,
-                    user_agent, request_id, duration_ms) VALUES {values}""",
-            *(value for row in chunk for value in row),
-        )
+    duration_ms) to the log."""
+    await tx.execute(
+        f"""INSERT INTO key_requests (api_key_id, at, method, path, status, code, ip,
+                user_agent, request_id, duration_ms) VALUES {value_rows(len(rows), ("",) * 10)}""",
+        *(value for row in rows for value in row),
+    )
 
 
 async def add_outcomes(tx: Transaction, counts: Sequence[tuple[int, dt.date, str, int]]) -> None:
     """Add ``counts`` (api_key_id, day, code, requests) to the outcomes per day."""
-    for start in range(0, len(counts), CHUNK):
-        chunk = counts[start : start + CHUNK]
-        values = ", ".join(
-            f"(${n * 4 + 1}, ${n * 4 + 2}::date, ${n * 4 + 3}, ${n * 4 + 4})"
-            for n in range(len(chunk))
-        )
-        await tx.execute(
-            f"""INSERT INTO key_daily_outcomes AS o (api_key_id, day, code, requests)
-                VALUES {values}
-                ON CONFLICT (api_key_id, day, code)
-                DO UPDATE SET requests = o.requests + excluded.requests""",
-            *(value for row in chunk for value in row),
-        )
+    await tx.execute(
+        f"""INSERT INTO key_daily_outcomes AS o (api_key_id, day, code, requests)
+            VALUES {value_rows(len(counts), ("", "::date", "", ""))}
+            ON CONFLICT (api_key_id, day, code)
+            DO UPDATE SET requests = o.requests + excluded.requests""",
+        *(value for row in counts for value in row),
+    )
 
 
 async def set_last_used_from(
@@ -90,46 +78,33 @@ async def prune(tx: Transaction, before: dt.datetime) -> int:
     return await tx.execute("DELETE FROM key_requests WHERE at < $1", before)
 
 
-def _values(rows: Sequence[tuple[Any, ...]], casts: Sequence[str]) -> str:
-    """``($1, $2::date, …), (…)`` for multi-row VALUES of ``len(casts)`` columns."""
-    width = len(casts)
-    return ", ".join(
-        "(" + ", ".join(f"${n * width + c + 1}{cast}" for c, cast in enumerate(casts)) + ")"
-        for n in range(len(rows))
-    )
-
-
 async def seen_from(tx: Transaction, rows: Sequence[tuple[Any, ...]], now: dt.datetime) -> None:
     """Record each (key id, address, first, last) use; an address unseen for 30 days starts
     over as new."""
-    forgotten = now - dt.timedelta(days=30)
-    for start in range(0, len(rows), CHUNK):
-        chunk = rows[start : start + CHUNK]
-        values = _values(chunk, ("", "", "::timestamptz", "::timestamptz"))
-        await tx.execute(
-            f"""INSERT INTO key_ips AS i (api_key_id, ip, first_seen, last_seen)
-                VALUES {values}
-                ON CONFLICT (api_key_id, ip) DO UPDATE SET
-                    first_seen = CASE WHEN i.last_seen < ${len(chunk) * 4 + 1}::timestamptz
-                                      THEN excluded.first_seen ELSE i.first_seen END,
-                    last_seen = excluded.last_seen""",
-            *(value for row in chunk for value in row),
-            forgotten,
-        )
+    if not rows:
+        return
+    await tx.execute(
+        f"""INSERT INTO key_ips AS i (api_key_id, ip, first_seen, last_seen)
+            VALUES {value_rows(len(rows), ("", "", "::timestamptz", "::timestamptz"))}
+            ON CONFLICT (api_key_id, ip) DO UPDATE SET
+                first_seen = CASE WHEN i.last_seen < ${len(rows) * 4 + 1}::timestamptz
+                                  THEN excluded.first_seen ELSE i.first_seen END,
+                last_seen = excluded.last_seen""",
+        *(value for row in rows for value in row),
+        now - dt.timedelta(days=30),
+    )
 
 
 async def add_minutes(tx: Transaction, rows: Sequence[tuple[Any, ...]]) -> None:
     """Add (key id, minute, requests, failed) to the last minutes' outcomes."""
-    for start in range(0, len(rows), CHUNK):
-        chunk = rows[start : start + CHUNK]
-        await tx.execute(
-            f"""INSERT INTO key_minute_outcomes AS m (api_key_id, minute, requests, failed)
-                VALUES {_values(chunk, ("", "::bigint", "", ""))}
-                ON CONFLICT (api_key_id, minute) DO UPDATE SET
-                    requests = m.requests + excluded.requests,
-                    failed = m.failed + excluded.failed""",
-            *(value for row in chunk for value in row),
-        )
+    await tx.execute(
+        f"""INSERT INTO key_minute_outcomes AS m (api_key_id, minute, requests, failed)
+            VALUES {value_rows(len(rows), ("", "::bigint", "", ""))}
+            ON CONFLICT (api_key_id, minute) DO UPDATE SET
+                requests = m.requests + excluded.requests,
+                failed = m.failed + excluded.failed""",
+        *(value for row in rows for value in row),
+    )
 
 
 async def refused(
@@ -159,11 +134,11 @@ async def recent_outcomes(db: Queries, key_ids: Sequence[int], since_minute: int
     ``first`` minute in that time."""
     if not key_ids:
         return []
-    marks = ", ".join(f"${n + 2}" for n in range(len(key_ids)))
     return await db.fetch(
         f"""SELECT api_key_id, sum(requests) AS requests, sum(failed) AS failed,
                    min(minute) AS first
-            FROM key_minute_outcomes WHERE minute >= $1 AND api_key_id IN ({marks})
+            FROM key_minute_outcomes
+            WHERE minute >= $1 AND api_key_id IN ({placeholders(2, len(key_ids))})
             GROUP BY api_key_id""",
         since_minute,
         *key_ids,
@@ -175,10 +150,9 @@ async def new_addresses(db: Queries, key_ids: Sequence[int], since: dt.datetime)
     another address before."""
     if not key_ids:
         return []
-    marks = ", ".join(f"${n + 2}" for n in range(len(key_ids)))
     return await db.fetch(
         f"""SELECT i.api_key_id, i.ip, i.first_seen FROM key_ips AS i
-            WHERE i.first_seen >= $1 AND i.api_key_id IN ({marks})
+            WHERE i.first_seen >= $1 AND i.api_key_id IN ({placeholders(2, len(key_ids))})
               AND EXISTS (SELECT 1 FROM key_ips AS o
                           WHERE o.api_key_id = i.api_key_id AND o.first_seen < i.first_seen)
             ORDER BY i.api_key_id, i.first_seen""",

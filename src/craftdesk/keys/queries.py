@@ -4,8 +4,7 @@ import datetime as dt
 import json
 from typing import Any, NamedTuple
 
-from craftdesk.db import Queries, Row, Transaction
-from craftdesk.projects.queries import placeholders
+from craftdesk.db import Queries, Row, Transaction, placeholders
 
 KEY = """id, public_id, workspace_id, created_by_id, membership_id, name, last_four, scope,
          permissions, project_ids, expires_at, created_at, last_used_at, revoked_at,

@@ -2,15 +2,10 @@
 
 import datetime as dt
 
-from craftdesk.db import Queries, Row, Transaction
+from craftdesk.db import Queries, Row, Transaction, placeholders
 
 PROJECT = "id, name, description, created_at, updated_at"
 TASK = "id, project_id, title, status, created_at, updated_at"
-
-
-def placeholders(first: int, count: int) -> str:
-    """``$first, …`` for ``count`` values (an ``IN`` list: at most 100 ids)."""
-    return ", ".join(f"${n}" for n in range(first, first + count))
 
 
 async def list_projects(

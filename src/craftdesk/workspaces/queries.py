@@ -7,6 +7,7 @@ from craftdesk.db import Queries, Row, Transaction
 
 WORKSPACE = "id, name, slug, plan, quota_override, billing_anchor, created_at"
 MEMBERSHIP = "m.id, m.workspace_id, m.user_id, m.role, m.created_at, u.email"
+_MEMBERSHIPS = f"SELECT {MEMBERSHIP} FROM memberships AS m JOIN users AS u ON u.id = m.user_id"
 
 
 class WorkspaceRow(NamedTuple):
@@ -107,8 +108,7 @@ async def insert_membership(
 
 async def membership(db: Queries, workspace_id: int, membership_id: int) -> MembershipRow | None:
     row = await db.fetchrow(
-        f"""SELECT {MEMBERSHIP} FROM memberships AS m JOIN users AS u ON u.id = m.user_id
-            WHERE m.id = $1 AND m.workspace_id = $2""",
+        f"{_MEMBERSHIPS} WHERE m.id = $1 AND m.workspace_id = $2",
         membership_id,
         workspace_id,
     )
@@ -117,8 +117,7 @@ async def membership(db: Queries, workspace_id: int, membership_id: int) -> Memb
 
 async def membership_by_email(db: Queries, workspace_id: int, email: str) -> MembershipRow | None:
     row = await db.fetchrow(
-        f"""SELECT {MEMBERSHIP} FROM memberships AS m JOIN users AS u ON u.id = m.user_id
-            WHERE m.workspace_id = $1 AND u.email = $2""",
+        f"{_MEMBERSHIPS} WHERE m.workspace_id = $1 AND u.email = $2",
         workspace_id,
         email,
     )
