@@ -13,6 +13,7 @@ from fastapi import APIRouter, Request, Response
 
 from craftdesk.assets import MEDIA_TYPES, Asset
 from craftdesk.errors import NotFound
+from craftdesk.routing import Route
 
 SWAGGER_UI = files("fastapi_standalone_docs") / "static" / "swagger"
 
@@ -57,7 +58,7 @@ _ASSETS = {
     ),
 }
 
-router = APIRouter(tags=["reference"], include_in_schema=False)
+router = APIRouter(tags=["reference"], include_in_schema=False, route_class=Route)
 
 
 @router.get("/v1/docs")

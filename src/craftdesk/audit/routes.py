@@ -12,9 +12,12 @@ from craftdesk.auth.sessions import CurrentUser
 from craftdesk.db import Db, Row
 from craftdesk.errors import SESSION_ROUTE_ERRORS, Forbidden
 from craftdesk.pagination import Page, Pagination, page
+from craftdesk.routing import Route
 from craftdesk.schemas import respond
 
-router = APIRouter(prefix="/v1/audit-events", tags=["audit"], responses=SESSION_ROUTE_ERRORS)
+router = APIRouter(
+    prefix="/v1/audit-events", tags=["audit"], responses=SESSION_ROUTE_ERRORS, route_class=Route
+)
 
 
 class ActorOut(BaseModel):

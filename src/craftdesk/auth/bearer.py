@@ -5,16 +5,15 @@ Routes declare the permission they need in their signature:
 ``principal: Annotated[Principal, require_permission("tasks", "write")]``.
 """
 
-from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi import Depends, Request, Response
-from fastapi.routing import APIRoute
 from fastapi.security import HTTPBearer
 
 from craftdesk.auth.principal import Principal
 from craftdesk.auth.tokens import MalformedKey, hash_key, parse_key
 from craftdesk.errors import ProblemError, QuotaExceeded, Unauthorized
+from craftdesk.routing import Handler, Route
 
 API_KEY_DESCRIPTION = (
     "An API key from Settings → Integrations → API Keys: `Authorization: Bearer cdk_…`"
@@ -90,17 +89,14 @@ async def authenticate(request: Request) -> Principal:
     return principal
 
 
-class KeyRoute(APIRoute):
+class KeyRoute(Route):
     """A route answered only to an admitted API key (the route class of the key routers).
 
-    The key is checked and metered before FastAPI reads the body or solves the route's
-    dependencies, so a bad key gets its 401 whatever the body, and the check costs no
-    dependency level of its own: FastAPI spends about 20 µs a request on each one.
+    The key is checked and metered before the body is read or the route's dependencies are
+    solved, so a bad key gets its 401 whatever the body.
     """
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
+    def guard(self, handler: Handler) -> Handler:
         async def admitted_handler(request: Request) -> Response:
             request.state.principal = await authenticate(request)
             return await handler(request)

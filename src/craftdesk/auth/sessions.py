@@ -29,6 +29,7 @@ from craftdesk.config import Plan, Settings
 from craftdesk.db import Db, IntegrityViolation, Row, Transaction, utcnow
 from craftdesk.errors import SESSION_ROUTE_ERRORS, Forbidden, TooManyAttempts, Unauthorized
 from craftdesk.openapi import PUBLIC, no_store
+from craftdesk.routing import Route
 from craftdesk.schemas import NO_NUL, Body
 
 COOKIE = "craftdesk_session"
@@ -37,7 +38,9 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 logger = logging.getLogger("craftdesk.auth")
 
-router = APIRouter(prefix="/v1/sessions", tags=["sessions"], responses=SESSION_ROUTE_ERRORS)
+router = APIRouter(
+    prefix="/v1/sessions", tags=["sessions"], responses=SESSION_ROUTE_ERRORS, route_class=Route
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,11 +17,12 @@ from craftdesk.db import Db
 from craftdesk.errors import SESSION_ROUTE_ERRORS, NotFound
 from craftdesk.pagination import Page, Pagination, page
 from craftdesk.projects.queries import list_project_names
+from craftdesk.routing import Route
 from craftdesk.schemas import respond
 
 STATIC_DIR = Path(__file__).parent / "static"
 
-router = APIRouter(tags=["dashboard"])
+router = APIRouter(tags=["dashboard"], route_class=Route)
 
 _PAGE = Asset.from_path(STATIC_DIR / "index.html")
 _ASSETS = {

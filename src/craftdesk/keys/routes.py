@@ -30,10 +30,13 @@ from craftdesk.metering.usage import key_daily_series
 from craftdesk.openapi import no_store
 from craftdesk.pagination import Page, Pagination, page
 from craftdesk.projects.queries import existing_project_ids
+from craftdesk.routing import Route
 from craftdesk.schemas import MAX_ID, Body, Id, Name, respond
 from craftdesk.workspaces.queries import WorkspaceRow
 
-router = APIRouter(prefix="/v1/api-keys", tags=["api-keys"], responses=SESSION_ROUTE_ERRORS)
+router = APIRouter(
+    prefix="/v1/api-keys", tags=["api-keys"], responses=SESSION_ROUTE_ERRORS, route_class=Route
+)
 
 Access = Literal["none", "read", "write"]
 

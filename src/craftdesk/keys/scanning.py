@@ -54,11 +54,12 @@ from craftdesk.keys import service as key_service
 from craftdesk.keys.queries import ApiKeyRow
 from craftdesk.keys.service import key_status
 from craftdesk.openapi import PUBLIC
+from craftdesk.routing import Route
 from craftdesk.schemas import respond
 
 logger = logging.getLogger("craftdesk.scanning")
 
-router = APIRouter(prefix="/v1/secret-scanning", tags=["secret-scanning"])
+router = APIRouter(prefix="/v1/secret-scanning", tags=["secret-scanning"], route_class=Route)
 
 IDENTIFIER_HEADER = "Github-Public-Key-Identifier"
 SIGNATURE_HEADER = "Github-Public-Key-Signature"

@@ -8,8 +8,11 @@ from craftdesk.config import Plan
 from craftdesk.db import Db
 from craftdesk.errors import SESSION_ROUTE_ERRORS
 from craftdesk.metering.usage import workspace_quota
+from craftdesk.routing import Route
 
-router = APIRouter(prefix="/v1/usage", tags=["usage"], responses=SESSION_ROUTE_ERRORS)
+router = APIRouter(
+    prefix="/v1/usage", tags=["usage"], responses=SESSION_ROUTE_ERRORS, route_class=Route
+)
 
 
 class WorkspaceUsageOut(BaseModel):
