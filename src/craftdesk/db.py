@@ -97,7 +97,10 @@ def _sqlite_datetime(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
+@functools.lru_cache(maxsize=8192)
 def _aware(raw: bytes) -> dt.datetime:
+    """A stored ``DATETIME`` as an aware datetime. Cached: a page read again and again (the
+    lists integrators poll) parses the same few timestamps, and a datetime is immutable."""
     return dt.datetime.fromisoformat(raw.decode() + "+00:00")
 
 
