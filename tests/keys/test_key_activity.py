@@ -6,7 +6,9 @@ import httpx
 import pytest
 
 from craftdesk.auth.tokens import PREFIX, checksum, generate_key
-from craftdesk.db import utcnow
+from craftdesk.db import Database, utcnow, value_rows
+from craftdesk.keys import queries as keys_queries
+from craftdesk.schemas import MAX_ID
 from tests.conftest import World, bearer, sign_in
 
 AGENT = {"User-Agent": "integration-test/1.0"}
@@ -208,3 +210,77 @@ async def test_unused_fires_for_an_active_key_idle_for_30_days(
     assert list(await _alerts(client, created["id"])) == ["unused"]
     assert (await client.get("/v1/auth/key", headers=bearer(created["key"]))).status_code == 200
     assert await _alerts(client, created["id"]) == {}
+
+
+async def _busy_but_quiet(db: Database, key_id: int, now: dt.datetime) -> None:
+    """Two hours of the key's minutes, none refused, and 200 addresses it has used for days."""
+    minute = int(now.timestamp()) // 60
+    await db.execute(
+        f"""INSERT INTO key_minute_outcomes (api_key_id, minute, requests, failed)
+            VALUES {value_rows(120, ("", "::bigint", "", ""))}""",
+        *(value for m in range(minute - 119, minute + 1) for value in (key_id, m, 300, 0)),
+    )
+    await db.execute(
+        f"""INSERT INTO key_ips (api_key_id, ip, first_seen, last_seen)
+            VALUES {value_rows(200, ("", "", "::timestamptz", "::timestamptz"))}""",
+        *(
+            value
+            for n in range(200)
+            for value in (key_id, f"10.0.0.{n}", now - dt.timedelta(days=2, minutes=n), now)
+        ),
+    )
+
+
+async def test_the_list_reads_the_activity_of_the_keys_its_hints_name_only(
+    client: httpx.AsyncClient, world: World, queries: list[str]
+) -> None:
+    workspace, owner = await world.workspace()
+    await sign_in(client, workspace, owner)
+    for n in range(3):
+        await world.key(workspace, owner, name=f"busy {n}")
+    db, now = world.app.state.db, utcnow()
+    key_ids = [row["id"] for row in await db.fetch("SELECT id FROM api_keys ORDER BY id")]
+    for key_id in key_ids:
+        await _busy_but_quiet(db, key_id, now)
+
+    queries.clear()
+    page = (await client.get("/v1/api-keys")).json()["data"]
+    assert [key["alerts"] for key in page] == [[], [], []]
+    assert len(queries) == 2  # the session, the page: no key's minutes or addresses read
+
+    await db.execute(
+        """INSERT INTO key_ips (api_key_id, ip, first_seen, last_seen)
+           VALUES ($1, '203.0.113.9', $2, $2)""",
+        key_ids[0],
+        now - dt.timedelta(minutes=5),
+    )
+    await db.execute(
+        "UPDATE key_minute_outcomes SET failed = 1 WHERE api_key_id = $1 AND minute = $2",
+        key_ids[1],
+        int(now.timestamp()) // 60,
+    )
+    queries.clear()
+    page = (await client.get("/v1/api-keys")).json()["data"]
+    alerts = {key["id"]: [alert["kind"] for alert in key["alerts"]] for key in page}
+    assert alerts == {key_ids[0]: ["new_ip"], key_ids[1]: [], key_ids[2]: []}
+    assert "203.0.113.9" in page[-1]["alerts"][0]["detail"]
+    assert len(queries) == 4  # and the addresses of one key, the minutes of another
+
+
+async def test_the_list_s_hints_are_index_seeks(world: World, backend: str) -> None:
+    """However many minutes or addresses a key has, its hints read an index entry or two
+    (PostgreSQL picks a plan by the tables' size: told not to scan, it must have the index)."""
+    workspace, _ = await world.workspace()
+    now = utcnow()
+    args = (workspace.id, now, int(now.timestamp()) // 60 - 59, now - dt.timedelta(days=1))
+    db = world.app.state.db
+    async with db.transaction() as tx:
+        if backend == "sqlite":
+            plan = await tx.fetch(f"EXPLAIN QUERY PLAN {keys_queries._PAGE}", *args, MAX_ID, 51)
+            details = " ".join(row["detail"] for row in plan)
+        else:
+            await tx.execute("SET LOCAL enable_seqscan = off")
+            plan = await tx.fetch(f"EXPLAIN {keys_queries._PAGE}", *args, MAX_ID, 51)
+            details = " ".join(row[0] for row in plan)
+    assert "ix_key_minute_outcomes_refused" in details
+    assert "ix_key_ips_api_key_id_first_seen" in details

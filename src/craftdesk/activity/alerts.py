@@ -1,5 +1,6 @@
-"""Alerts on a key, computed from what the request log keeps (no scan of the log itself):
-two queries for a whole page of keys.
+"""Alerts on a key, computed from what the request log keeps (no scan of the log itself).
+The key list's query hints which keys may have ``failing`` or ``new_ip`` alerts: a page
+whose keys have none needs no query of its own, else one per kind, for the keys hinted.
 
 - ``new_ip``: used in the last 24 h from an address not seen with this key in the 30 days
   before (a key's first address is not new: it was never used before);
@@ -14,8 +15,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from craftdesk.activity import queries
+from craftdesk.activity.queries import AlertWindows
 from craftdesk.db import Queries
-from craftdesk.keys.queries import ApiKeyRow
+from craftdesk.keys.queries import ApiKeyRow, ListedKey
 from craftdesk.keys.service import key_status
 
 DAY = dt.timedelta(hours=24)
@@ -23,23 +25,34 @@ UNUSED = dt.timedelta(days=30)
 FAILING_REQUESTS = 20
 
 
+def windows(now: dt.datetime) -> AlertWindows:
+    """The last hour's minutes (``failing``), and the last 24 h (``new_ip``)."""
+    return AlertWindows(int(now.timestamp()) // 60 - 59, now - DAY)
+
+
 async def alerts_for(
-    db: Queries, keys: Sequence[ApiKeyRow], now: dt.datetime
+    db: Queries, keys: Sequence[ListedKey], now: dt.datetime
 ) -> dict[int, list[dict[str, Any]]]:
-    ids = [key.id for key in keys]
-    minute = int(now.timestamp()) // 60
+    """The alerts of each key, listed with its hints at ``now``: only the keys hinted have
+    their minutes or addresses read, by one query each kind at most."""
+    window = windows(now)
+    refused = [listed.key.id for listed in keys if listed.refused_lately]
     recent = {
         row["api_key_id"]: (
             int(row["requests"]),
             int(row["failed"]),
             dt.datetime.fromtimestamp(int(row["first"]) * 60, dt.UTC),
         )
-        for row in await queries.recent_outcomes(db, ids, minute - 59)
+        for row in await queries.recent_outcomes(db, refused, window.failing_from_minute)
     }
+    hinted = [listed.key.id for listed in keys if listed.new_address]
     new: dict[int, list[tuple[str, dt.datetime]]] = defaultdict(list)
-    for row in await queries.new_addresses(db, ids, now - DAY):
+    for row in await queries.new_addresses(db, hinted, window.new_ip_since):
         new[row["api_key_id"]].append((row["ip"], row["first_seen"]))
-    return {key.id: _alerts(key, now, recent.get(key.id), new[key.id]) for key in keys}
+    return {
+        listed.key.id: _alerts(listed.key, now, recent.get(listed.key.id), new[listed.key.id])
+        for listed in keys
+    }
 
 
 def _alerts(

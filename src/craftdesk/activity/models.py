@@ -1,6 +1,16 @@
 import datetime as dt
 
-from sqlalchemy import BigInteger, Date, Float, ForeignKey, Index, Integer, SmallInteger, String
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from craftdesk.db import Base, UTCDateTime
@@ -48,6 +58,10 @@ class KeyIp(Base):
     An address not seen for 30 days starts over as new."""
 
     __tablename__ = "key_ips"
+    __table_args__ = (
+        # The key list's ``new_ip`` hint: a key's newest address, and its first one.
+        Index("ix_key_ips_api_key_id_first_seen", "api_key_id", "first_seen"),
+    )
 
     api_key_id: Mapped[int] = mapped_column(
         ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True
@@ -62,6 +76,16 @@ class KeyMinuteOutcome(Base):
     two hours: a ``failing`` alert's source."""
 
     __tablename__ = "key_minute_outcomes"
+    __table_args__ = (
+        # The key list's ``failing`` hint: the minutes with refused requests only.
+        Index(
+            "ix_key_minute_outcomes_refused",
+            "api_key_id",
+            "minute",
+            sqlite_where=text("failed > 0"),
+            postgresql_where=text("failed > 0"),
+        ),
+    )
 
     api_key_id: Mapped[int] = mapped_column(
         ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True

@@ -2,11 +2,19 @@
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from craftdesk.db import Queries, Row, Transaction, placeholders, value_rows
 
 REQUEST = "id, at, method, path, status, code, ip, user_agent, request_id, duration_ms"
+
+
+class AlertWindows(NamedTuple):
+    """What the alerts look back over (``craftdesk.activity.alerts.windows``)."""
+
+    failing_from_minute: int  # epoch // 60
+    new_ip_since: dt.datetime
+
 
 # The writer passes at most 250 lines a transaction (``recorder.CHUNK_LINES``): each write
 # below is one statement, well under SQLite's 32,766 parameters.

@@ -2,8 +2,10 @@
 
 import datetime as dt
 import json
+from collections.abc import Iterable
 from typing import Any, NamedTuple
 
+from craftdesk.activity.queries import AlertWindows
 from craftdesk.db import Queries, Row, Transaction, placeholders
 
 KEY = """id, public_id, workspace_id, created_by_id, membership_id, name, last_four, scope,
@@ -41,7 +43,7 @@ class ApiKeyRow(NamedTuple):
     refused_since: dt.datetime | None
 
     @classmethod
-    def of(cls, row: Row | tuple[Any, ...]) -> "ApiKeyRow":
+    def of(cls, row: Iterable[Any]) -> "ApiKeyRow":
         values = list(row)
         for index in (8, 9, 16):  # permissions, project_ids, allowed_ips: JSON text
             if values[index] is not None:
@@ -49,7 +51,7 @@ class ApiKeyRow(NamedTuple):
         for index in (10, 12, 13):  # asyncpg reads 'infinity' as a naive datetime.max
             if values[index] is not None and values[index].tzinfo is None:
                 values[index] = values[index].replace(tzinfo=dt.UTC)
-        return cls(*values)
+        return cls._make(values)
 
 
 def _json(value: Any) -> str | None:
@@ -191,41 +193,59 @@ async def set_name(tx: Transaction, key_id: int, name: str) -> None:
     await tx.execute("UPDATE api_keys SET name = $2 WHERE id = $1", key_id, name)
 
 
-# A key as the dashboard lists it: with its creator's email and its count this period.
+# A key as the dashboard lists it: with its creator's email, its count this period, and two
+# hints for its alerts, so that a page reads the activity of the few keys hinted only
+# (``craftdesk.activity.alerts``): a refused request since the ``failing`` window's first
+# minute ($3), and the ``new_ip`` condition itself (an address first seen since $4, after
+# another). Each hint is an index seek or two (``ix_key_minute_outcomes_refused``,
+# ``ix_key_ips_api_key_id_first_seen``), however busy the key.
 _LISTED = f"""SELECT {", ".join("k." + c.strip() for c in KEY.split(","))}, u.email,
-                     COALESCE(ku.requests, 0)
+                     COALESCE(ku.requests, 0),
+                     EXISTS (SELECT 1 FROM key_minute_outcomes AS m
+                             WHERE m.api_key_id = k.id AND m.minute >= $3 AND m.failed > 0),
+                     EXISTS (SELECT 1 FROM key_ips AS i
+                             WHERE i.api_key_id = k.id AND i.first_seen >= $4
+                               AND EXISTS (SELECT 1 FROM key_ips AS o
+                                           WHERE o.api_key_id = k.id
+                                             AND o.first_seen < i.first_seen))
               FROM api_keys AS k
               JOIN users AS u ON u.id = k.created_by_id
               LEFT JOIN key_usage AS ku ON ku.api_key_id = k.id AND ku.period_start = $2
               WHERE k.workspace_id = $1"""
+_PAGE = f"{_LISTED} AND k.id <= $5 ORDER BY k.id DESC LIMIT $6"
+_OWN_PAGE = f"{_LISTED} AND k.id <= $5 AND k.created_by_id = $7 ORDER BY k.id DESC LIMIT $6"
+_ONE = f"{_LISTED} AND k.id = $5"
 
 
 class ListedKey(NamedTuple):
     key: ApiKeyRow
     creator_email: str
     requests_this_period: int
+    refused_lately: bool  # a request refused (401 or 403) in the ``failing`` window
+    new_address: bool  # used from an address that makes a ``new_ip`` alert
 
     @classmethod
     def of(cls, row: Row) -> "ListedKey":
-        values: tuple[Any, ...] = tuple(row)
-        return cls(ApiKeyRow.of(values[:-2]), values[-2], values[-1])
+        *key, email, requests, refused, new = row
+        return cls(ApiKeyRow.of(key), email, requests, bool(refused), bool(new))
 
 
 async def list_keys(
     db: Queries,
     workspace_id: int,
     period_start: dt.datetime,
+    windows: AlertWindows,
     *,
     created_by_id: int | None,
     up_to: int,
     limit: int,
 ) -> list[ListedKey]:
     """A page of the workspace's keys, newest first (only ``created_by_id``'s, if given)."""
-    mine = "" if created_by_id is None else "AND k.created_by_id = $5"
     rows = await db.fetch(
-        f"{_LISTED} AND k.id <= $3 {mine} ORDER BY k.id DESC LIMIT $4",
+        _PAGE if created_by_id is None else _OWN_PAGE,
         workspace_id,
         period_start,
+        *windows,
         up_to,
         limit,
         *(() if created_by_id is None else (created_by_id,)),
@@ -234,7 +254,11 @@ async def list_keys(
 
 
 async def listed_key(
-    db: Queries, workspace_id: int, period_start: dt.datetime, key_id: int
+    db: Queries,
+    workspace_id: int,
+    period_start: dt.datetime,
+    windows: AlertWindows,
+    key_id: int,
 ) -> ListedKey | None:
-    row = await db.fetchrow(f"{_LISTED} AND k.id = $3", workspace_id, period_start, key_id)
+    row = await db.fetchrow(_ONE, workspace_id, period_start, *windows, key_id)
     return None if row is None else ListedKey.of(row)

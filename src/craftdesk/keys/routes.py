@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import AfterValidator, BaseModel, Field, field_validator
 
 from craftdesk.activity import queries as activity
-from craftdesk.activity.alerts import alerts_for
+from craftdesk.activity.alerts import alerts_for, windows
 from craftdesk.audit.service import Action, Actor, Target, record
 from craftdesk.auth.permissions import RESOURCES, ResourceAccess, Scope, scope_access
 from craftdesk.auth.sessions import CurrentUser, SignedIn
@@ -216,9 +216,13 @@ class KeyUsageOut(BaseModel):
 
 
 def _key_out(
-    key: ApiKeyRow, creator_email: str, requests: int, alerts: list[dict[str, Any]]
+    key: ApiKeyRow,
+    creator_email: str,
+    requests: int,
+    alerts: list[dict[str, Any]],
+    now: dt.datetime,
 ) -> dict[str, Any]:
-    """The ``KeyOut`` of a key, as JSON-ready data."""
+    """The ``KeyOut`` of a key at ``now``, as JSON-ready data."""
     return {
         "id": key.id,
         "name": key.name,
@@ -227,7 +231,7 @@ def _key_out(
         "scope": key.scope,
         "permissions": scope_access(key.scope, key.permissions),
         "project_ids": key.project_ids,
-        "status": key_status(key, utcnow()),
+        "status": key_status(key, now),
         "created_at": key.created_at,
         "created_by": {"id": key.created_by_id, "email": creator_email},
         "last_used_at": key.last_used_at,
@@ -247,28 +251,39 @@ def _key_out(
     }
 
 
-async def _listed_out(db: Queries, keys: list[ListedKey]) -> list[dict[str, Any]]:
-    """The ``KeyOut`` of each key, with its alerts."""
-    alerts = await alerts_for(db, [listed.key for listed in keys], utcnow())
-    return [_key_out(*listed, alerts[listed.key.id]) for listed in keys]
+async def _listed_out(db: Queries, keys: list[ListedKey], now: dt.datetime) -> list[dict[str, Any]]:
+    """The ``KeyOut`` of each key, listed at ``now``, with its alerts."""
+    alerts = await alerts_for(db, keys, now)
+    return [
+        _key_out(key, email, requests, alerts[key.id], now) for key, email, requests, _, _ in keys
+    ]
 
 
-def _period(user: SignedIn) -> BillingPeriod:
-    return BillingPeriod.containing(user.billing_anchor, utcnow())
+def _period(user: SignedIn, now: dt.datetime) -> BillingPeriod:
+    return BillingPeriod.containing(user.billing_anchor, now)
 
 
 async def workspace_keys(db: Queries, workspace: WorkspaceRow) -> list[KeyOut]:
     """Every key of the workspace, newest first, as ``GET /v1/api-keys`` shows them to an
     owner: for the command line's ``key list``."""
-    period = BillingPeriod.containing(workspace.billing_anchor, utcnow())
+    now = utcnow()
+    period = BillingPeriod.containing(workspace.billing_anchor, now)
     keys = await queries.list_keys(
-        db, workspace.id, period.start, created_by_id=None, up_to=MAX_ID, limit=MAX_ID
+        db,
+        workspace.id,
+        period.start,
+        windows(now),
+        created_by_id=None,
+        up_to=MAX_ID,
+        limit=MAX_ID,
     )
-    return [KeyOut.model_validate(key) for key in await _listed_out(db, keys)]
+    return [KeyOut.model_validate(key) for key in await _listed_out(db, keys, now)]
 
 
-async def _visible_key(db: Queries, user: SignedIn, key_id: int) -> ListedKey:
-    listed = await queries.listed_key(db, user.workspace_id, _period(user).start, key_id)
+async def _visible_key(db: Queries, user: SignedIn, key_id: int, now: dt.datetime) -> ListedKey:
+    listed = await queries.listed_key(
+        db, user.workspace_id, _period(user, now).start, windows(now), key_id
+    )
     if listed is None or not (user.manages_workspace or listed.key.created_by_id == user.user_id):
         raise NotFound(f"No API key {key_id} that you can see in this workspace.")
     return listed
@@ -343,27 +358,31 @@ async def create_key(body: KeyCreate, user: CurrentUser, db: Db, request: Reques
             else None,
         )
         await _audit(tx, request, user, "key.created", key, {"scope": key.scope})
-    return respond({**_key_out(key, user.email, 0, []), "key": issued.key}, 201, NO_STORE)
+    key_out = _key_out(key, user.email, 0, [], utcnow())
+    return respond({**key_out, "key": issued.key}, 201, NO_STORE)
 
 
 @router.get("", summary="List API keys", response_model=Page[KeyOut])
 async def list_keys(user: CurrentUser, db: Db, params: Pagination) -> Response:
+    now = utcnow()
     keys = await queries.list_keys(
         db,
         user.workspace_id,
-        _period(user).start,
+        _period(user, now).start,
+        windows(now),
         created_by_id=None if user.manages_workspace else user.user_id,
         up_to=params.up_to,
         limit=params.fetch,
     )
     kept = keys[: params.limit]
     next_cursor = str(kept[-1].key.id) if len(keys) > params.limit else None
-    return respond({"data": await _listed_out(db, kept), "next_cursor": next_cursor})
+    return respond({"data": await _listed_out(db, kept, now), "next_cursor": next_cursor})
 
 
 @router.get("/{key_id}", summary="Get an API key", response_model=KeyOut)
 async def get_key(key_id: Id, user: CurrentUser, db: Db) -> Response:
-    [key] = await _listed_out(db, [await _visible_key(db, user, key_id)])
+    now = utcnow()
+    [key] = await _listed_out(db, [await _visible_key(db, user, key_id, now)], now)
     return respond(key)
 
 
@@ -376,8 +395,10 @@ async def update_key(
     key_id: Id, body: KeyUpdate, user: CurrentUser, db: Db, request: Request
 ) -> Response:
     given = body.model_fields_set
+    now = utcnow()
     async with db.transaction() as tx:
-        key, email, requests = await _visible_key(tx, user, key_id)
+        listed = await _visible_key(tx, user, key_id, now)
+        key = listed.key
         if body.name is not None and key.name != body.name:
             await queries.set_name(tx, key.id, body.name)
             await _audit(tx, request, user, "key.renamed", key, {"from": key.name, "to": body.name})
@@ -403,7 +424,7 @@ async def update_key(
             key = key._replace(
                 allowed_ips=allowed_ips, rate_limit_requests=limit, rate_limit_seconds=seconds
             )
-    [key_out] = await _listed_out(db, [ListedKey(key, email, requests)])
+    [key_out] = await _listed_out(db, [listed._replace(key=key)], now)
     return respond(key_out)
 
 
@@ -413,8 +434,9 @@ async def update_key(
     response_model=KeyUsageOut,
 )
 async def key_usage(key_id: Id, user: CurrentUser, db: Db) -> Response:
-    await _visible_key(db, user, key_id)
-    period = _period(user)
+    now = utcnow()
+    await _visible_key(db, user, key_id, now)
+    period = _period(user, now)
     total, days = await key_daily_series(db, key_id, period)
     outcomes: dict[dt.date, dict[str, int]] = {}
     if days:
@@ -451,7 +473,7 @@ async def key_requests(
 ) -> Response:
     """Every request that presented this key, whatever its outcome, visible about a second
     after it was answered and kept ``CRAFTDESK_ACTIVITY_RETENTION_DAYS`` days."""
-    await _visible_key(db, user, key_id)
+    await _visible_key(db, user, key_id, utcnow())
     rows = await activity.list_requests(db, key_id, params.up_to, params.fetch, status, code)
     return respond(page(rows, params, _request_out))
 
@@ -467,11 +489,12 @@ def _request_out(row: Row) -> dict[str, Any]:
 )
 async def revoke_key(key_id: Id, user: CurrentUser, db: Db, request: Request) -> Response:
     async with db.transaction() as tx:
-        key, _, _ = await _visible_key(tx, user, key_id)
+        key = (await _visible_key(tx, user, key_id, utcnow())).key
         actor = Actor.user(request, user.user_id, user.email)
         await key_service.revoke_key(tx, key, actor=actor)
-        listed = await _visible_key(tx, user, key_id)
-    [key_out] = await _listed_out(db, [listed])
+        now = utcnow()
+        listed = await _visible_key(tx, user, key_id, now)
+    [key_out] = await _listed_out(db, [listed], now)
     return respond(key_out)
 
 
@@ -489,7 +512,7 @@ async def rotate_key(
     would be handed a key that acts as another person. Owners and admins may revoke it."""
     try:
         async with db.transaction() as tx:
-            old, creator_email, _ = await _visible_key(tx, user, key_id)
+            old, creator_email, *_ = await _visible_key(tx, user, key_id, utcnow())
             if old.created_by_id != user.user_id:
                 raise Forbidden(
                     f"Only the key's creator ({creator_email}) can rotate it, because the "
@@ -512,4 +535,5 @@ async def rotate_key(
         raise Conflict(
             f"Key {key_id} was already rotated: its successor is key {successor}."
         ) from None
-    return respond({**_key_out(key, user.email, 0, []), "key": issued.key}, 201, NO_STORE)
+    key_out = _key_out(key, user.email, 0, [], utcnow())
+    return respond({**key_out, "key": issued.key}, 201, NO_STORE)
