@@ -44,8 +44,8 @@ async def _partition_of(db: Database, path: str) -> str:
     )
 
 
-async def test_start_up_makes_today_and_the_next_days_partitions(world: World) -> None:
-    await world.app.state.activity.prune()  # what start-up runs (its own run may be under way)
+async def test_pruning_makes_today_and_the_next_days_partitions(world: World) -> None:
+    await world.app.state.activity.prune()  # as at start-up (its own run may be under way)
     today = utcnow().date()
     days = await partitions.partition_days(world.app.state.db)
     assert [today + n * DAY for n in range(partitions.AHEAD_DAYS + 1)] == days[-3:]

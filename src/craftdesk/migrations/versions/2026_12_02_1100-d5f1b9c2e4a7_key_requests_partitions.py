@@ -5,7 +5,7 @@ has lines (``key_requests_20261201``; the application creates the next days' its
 ``craftdesk.activity.partitions``) and a default partition. Its lines are copied over, ids
 kept (the same sequence goes on). The primary key becomes ``(id, at)`` (a partitioned table's
 must hold the partition key), the index of ``at`` a BRIN. It copies every line in one
-transaction: about 10 s a million lines (README, "What each key did"). SQLite keeps its table.
+transaction: 9-12 s a million lines measured (``bench/request_log.py``). SQLite keeps its table.
 
 Revision ID: d5f1b9c2e4a7
 Revises: c3e8a1f0b7d2
