@@ -7,17 +7,17 @@ yet, so that an insert never fails. The log's writer creates today's partition a
 day ended before the retention's cutoff: no DELETE of a million rows, no dead rows to vacuum.
 A day's lines are so kept between the retention and one day more.
 
-Several processes (or hosts) may do this at once: each change takes a transaction-scoped
-advisory lock, then looks again. Each also gives up after ``LOCK_TIMEOUT`` rather than wait
-behind a long transaction (while it waits, the key gate's writes to ``api_keys`` would queue
-behind it: attaching a partition locks ``api_keys`` for its foreign key); it is tried again
-the next hour, days ahead of need.
+Several processes (or hosts) may do this at once: each change is one statement that takes a
+transaction-scoped advisory lock, then looks again. Each also gives up after ``LOCK_TIMEOUT``
+rather than wait behind a long transaction (while it waits, the key gate's writes to
+``api_keys`` would queue behind it: attaching a partition locks ``api_keys`` for its foreign
+key); it is tried again the next hour, days ahead of need.
 """
 
 import datetime as dt
 import re
 
-from craftdesk.db import Database, Queries, Transaction
+from craftdesk.db import Database, Queries
 
 AHEAD_DAYS = 2
 LOCK = 0x6B65795F72657173  # pg_advisory_xact_lock's key for the log's partitions
@@ -54,41 +54,39 @@ async def maintain(db: Database, now: dt.datetime, before: dt.datetime) -> None:
     have = set(await partition_days(db))
     for day in (today + dt.timedelta(days=n) for n in range(AHEAD_DAYS + 1)):
         if day not in have:
-            async with db.transaction() as tx:
-                await _create(tx, day)
+            await db.execute(_create(day))
     for day in sorted(have):
         if _midnight(day + dt.timedelta(days=1)) <= before:
-            async with db.transaction() as tx:
-                await _lock(tx)
-                await tx.execute(f"DROP TABLE IF EXISTS {partition_name(day)}")
+            await db.execute(_changing(f"DROP TABLE IF EXISTS {partition_name(day)};"))
 
 
-async def _create(tx: Transaction, day: dt.date) -> None:
+def _create(day: dt.date) -> str:
     """The day's partition, with any lines of that day the default partition took meanwhile
-    (PostgreSQL refuses a partition whose rows the default holds)."""
-    await _lock(tx)
+    (PostgreSQL refuses a partition whose rows the default holds). Attached rather than
+    made ``PARTITION OF``: that takes a lighter lock on key_requests, whose readers and
+    writers go on meanwhile."""
     name = partition_name(day)
-    if await tx.fetchval("SELECT to_regclass($1)", name) is not None:
-        return  # another process made it
-    start, end = _midnight(day), _midnight(day + dt.timedelta(days=1))
-    await tx.execute(f"CREATE TABLE {name} (LIKE key_requests INCLUDING DEFAULTS)")
-    await tx.execute(
-        f"""WITH moved AS (DELETE FROM {DEFAULT} WHERE at >= $1 AND at < $2 RETURNING *)
-            INSERT INTO {name} SELECT * FROM moved""",
-        start,
-        end,
-    )
-    # Attaching (rather than CREATE TABLE … PARTITION OF) takes a lighter lock on
-    # key_requests: the log's readers and writers go on meanwhile.
-    await tx.execute(
-        f"ALTER TABLE key_requests ATTACH PARTITION {name} "
-        f"FOR VALUES FROM ('{start.isoformat()}') TO ('{end.isoformat()}')"
+    start, end = _midnight(day).isoformat(), _midnight(day + dt.timedelta(days=1)).isoformat()
+    return _changing(
+        f"""IF to_regclass('{name}') IS NULL THEN  -- else another process made it
+                CREATE TABLE {name} (LIKE key_requests INCLUDING DEFAULTS);
+                WITH moved AS (
+                    DELETE FROM {DEFAULT} WHERE at >= '{start}' AND at < '{end}' RETURNING *)
+                INSERT INTO {name} SELECT * FROM moved;
+                ALTER TABLE key_requests ATTACH PARTITION {name}
+                    FOR VALUES FROM ('{start}') TO ('{end}');
+            END IF;"""
     )
 
 
-async def _lock(tx: Transaction) -> None:
-    await tx.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
-    await tx.fetchval("SELECT pg_advisory_xact_lock($1)", LOCK)
+def _changing(body: str) -> str:
+    """``body`` as one statement, under the lock: one round trip, which PostgreSQL commits
+    before it answers, so no lock it took waits on this process meanwhile."""
+    return f"""DO $$ BEGIN
+        SET LOCAL lock_timeout = '{LOCK_TIMEOUT}';
+        PERFORM pg_advisory_xact_lock({LOCK});
+        {body}
+    END $$"""
 
 
 def _midnight(day: dt.date) -> dt.datetime:
