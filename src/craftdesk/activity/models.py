@@ -18,12 +18,20 @@ from craftdesk.db import Base, UTCDateTime
 
 class KeyRequest(Base):
     """One request that presented an existing key, whatever its outcome: the key's request
-    log (never a secret, never a body). Written in batches off the request's path."""
+    log (never a secret, never a body). Written in batches off the request's path.
+
+    On PostgreSQL the table is partitioned by day of ``at`` (``craftdesk.activity.partitions``,
+    migration ``d5f1b9c2e4a7``), so its primary key is ``(id, at)``: a partitioned table's
+    unique keys must hold the partition key. ``id`` stays unique (one sequence) and the pages
+    of a key's log still go by ``id``, on the index ``(api_key_id, id)`` of every partition.
+    There the index of ``at`` is a BRIN (some kilobytes a million lines): only the default
+    partition's pruning reads it.
+    """
 
     __tablename__ = "key_requests"
     __table_args__ = (
         Index("ix_key_requests_api_key_id_id", "api_key_id", "id"),
-        Index("ix_key_requests_at", "at"),
+        Index("ix_key_requests_at", "at", postgresql_using="brin"),
         {"sqlite_autoincrement": True},
     )
 

@@ -82,8 +82,10 @@ async def outcomes_by_day(db: Queries, key_id: int, first: dt.date, last: dt.dat
 
 
 async def prune(tx: Transaction, before: dt.datetime) -> int:
-    """Drop the log's lines from before ``before``."""
-    return await tx.execute("DELETE FROM key_requests WHERE at < $1", before)
+    """Delete the log's lines from before ``before``: on PostgreSQL those of the default
+    partition only (``partitions.maintain`` drops the days' partitions whole)."""
+    table = "key_requests_default" if tx.dialect == "postgresql" else "key_requests"
+    return await tx.execute(f"DELETE FROM {table} WHERE at < $1", before)
 
 
 async def seen_from(tx: Transaction, rows: Sequence[tuple[Any, ...]], now: dt.datetime) -> None:

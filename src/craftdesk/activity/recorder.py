@@ -7,7 +7,9 @@ transaction about once a second (``FLUSH_SECONDS``): the lines, the outcomes per
 and each key's last address and user agent. So a line is visible within about a second, and
 a crash loses at most the lines of the last second, never a quota count (the key gate counts
 those in its own transaction before answering). Lines older than
-``CRAFTDESK_ACTIVITY_RETENTION_DAYS`` are deleted by the same task, once an hour.
+``CRAFTDESK_ACTIVITY_RETENTION_DAYS`` are pruned by the same task, at start-up and once an
+hour: deleted on SQLite; on PostgreSQL their days' partitions are dropped whole, and the days
+ahead's created (``craftdesk.activity.partitions``).
 """
 
 import asyncio
@@ -17,7 +19,7 @@ import logging
 from collections import Counter
 from typing import Any
 
-from craftdesk.activity import queries
+from craftdesk.activity import partitions, queries
 from craftdesk.db import Database, utcnow
 
 logger = logging.getLogger("craftdesk.activity")
@@ -37,7 +39,6 @@ class ActivityLog:
         self._pending: list[tuple[Any, ...]] = []
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
-        self._last_prune = 0.0
 
     def record(
         self,
@@ -71,14 +72,15 @@ class ActivityLog:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
+        next_prune = loop.time()  # at once: on PostgreSQL, today's partition before any line
         while not self._stopping.is_set():
+            if loop.time() >= next_prune:
+                next_prune = loop.time() + PRUNE_SECONDS
+                await self.prune()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(FLUSH_SECONDS):
                     await self._stopping.wait()
             await self.flush()
-            if loop.time() - self._last_prune >= PRUNE_SECONDS:
-                self._last_prune = loop.time()
-                await self.prune()
 
     async def flush(self) -> None:
         """Write what is pending, ``CHUNK_LINES`` lines per transaction: on SQLite a
@@ -134,10 +136,16 @@ class ActivityLog:
         return True
 
     async def prune(self) -> None:
+        now = utcnow()
+        before = now - self._retention
+        if self._db.dialect == "postgresql":
+            try:
+                await partitions.maintain(self._db, now, before)
+            except Exception as exc:  # the default partition takes the lines meanwhile
+                logger.warning("activity log: cannot maintain partitions (%s)", type(exc).__name__)
         try:
-            now = utcnow()
             async with self._db.transaction() as tx:
-                await queries.prune(tx, now - self._retention)
+                await queries.prune(tx, before)
                 await queries.prune_recent(
                     tx, int(now.timestamp()) // 60 - 120, now - dt.timedelta(days=31)
                 )
