@@ -12,7 +12,7 @@ database dropped at the end), with 200 keys of one workspace:
    indexes' size (PostgreSQL: ``pg_total_relation_size`` of every partition, after VACUUM
    ANALYZE; SQLite: ``dbstat``, and the file's growth);
 2. pruning that day: PostgreSQL, the hourly task's ``partitions.maintain`` dropping its
-   partition, against the previous design (migration ``c3e8a1f0b7d2``: one table, the same
+   partition, against the previous design (``aec3bd74356d`` and before: one table, the same
    lines deleted by ``DELETE … WHERE at < cutoff`` on its index of ``at``, then the VACUUM
    that makes their space reusable), plus the migration's own time on those lines; SQLite,
    the DELETE of an hour's lines (what the hourly task deletes at that rate) and of the day;
@@ -50,7 +50,7 @@ from craftdesk.schemas import MAX_ID  # noqa: E402
 from craftdesk.workspaces.queries import membership_by_email  # noqa: E402
 from craftdesk.workspaces.service import create_workspace  # noqa: E402
 
-BEFORE_PARTITIONS = "c3e8a1f0b7d2"
+BEFORE_PARTITIONS = "aec3bd74356d"
 DAY = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
 LONG_AGO = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 PEPPER = "request-log-bench-pepper-0123456789abcdef"

@@ -64,7 +64,7 @@ async def _run(command, url: str, *revision: str) -> None:  # type: ignore[no-un
     await asyncio.to_thread(command, url, *revision)
 
 
-BEFORE_PARTITIONS = "c3e8a1f0b7d2"
+BEFORE_PARTITIONS = "aec3bd74356d"
 LINE_TIMES = [
     dt.datetime(2026, 11, 29, 23, 59, 59, 999999, tzinfo=dt.UTC),
     dt.datetime(2026, 11, 30, tzinfo=dt.UTC),  # the next day's first instant

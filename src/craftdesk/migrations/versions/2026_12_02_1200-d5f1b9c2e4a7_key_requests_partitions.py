@@ -8,8 +8,8 @@ must hold the partition key), the index of ``at`` a BRIN. It copies every line i
 transaction: 9-12 s a million lines measured (``bench/request_log.py``). SQLite keeps its table.
 
 Revision ID: d5f1b9c2e4a7
-Revises: c3e8a1f0b7d2
-Create Date: 2026-12-02 11:00:00
+Revises: aec3bd74356d
+Create Date: 2026-12-02 12:00:00
 """
 
 import datetime as dt
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "d5f1b9c2e4a7"
-down_revision: str | None = "c3e8a1f0b7d2"
+down_revision: str | None = "aec3bd74356d"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
