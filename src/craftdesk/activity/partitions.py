@@ -55,7 +55,7 @@ async def maintain(db: Database, now: dt.datetime, before: dt.datetime) -> None:
     for day in (today + dt.timedelta(days=n) for n in range(AHEAD_DAYS + 1)):
         if day not in have:
             await db.execute(_create(day))
-    for day in sorted(have):
+    for day in have:
         if _midnight(day + dt.timedelta(days=1)) <= before:
             await db.execute(_changing(f"DROP TABLE IF EXISTS {partition_name(day)};"))
 

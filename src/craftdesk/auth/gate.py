@@ -628,27 +628,36 @@ def _principal(row: KeyRow) -> Principal:
     )
 
 
-def _rate_limited(quota: Quota, now: dt.datetime) -> RateLimited:
+def _rate_limited(quota: Quota, now: dt.datetime) -> QuotaExceeded:
     assert quota.key_rate is not None
     rate = quota.key_rate
     retry_after = rate.seconds_left(now)
-    error = RateLimited(
+    return _too_many(
+        RateLimited,
         f"This API key is limited to {rate.limit} requests per {rate.seconds} s, and used "
         f"them all. Retry in {retry_after} s, or raise the key's rate limit in Settings → "
         "Integrations → API Keys. (This request did not count against the quota.)",
-        headers={"Retry-After": str(retry_after)},
+        retry_after,
+        quota,
     )
-    error.quota = quota
-    return error
 
 
 def _quota_exceeded(quota: Quota, now: dt.datetime) -> QuotaExceeded:
     retry_after = quota.period.seconds_left(now)
-    error = QuotaExceeded(
+    return _too_many(
+        QuotaExceeded,
         f"This workspace used all {quota.limit} requests of its billing period. Wait until "
         f"the period resets at {quota.period.end.isoformat()} ({retry_after} s), upgrade the "
         "plan, or make fewer calls.",
-        headers={"Retry-After": str(retry_after)},
+        retry_after,
+        quota,
     )
+
+
+def _too_many(
+    kind: type[QuotaExceeded], detail: str, retry_after: int, quota: Quota
+) -> QuotaExceeded:
+    """A 429 with ``Retry-After`` and the quota state its rate-limit headers show."""
+    error = kind(detail, headers={"Retry-After": str(retry_after)})
     error.quota = quota
     return error
