@@ -1,5 +1,6 @@
 """The craftdesk command: the value alone on stdout, one clear line and non-zero on errors."""
 
+import asyncio
 import os
 import pty
 import subprocess
@@ -46,6 +47,15 @@ def run(
     )
 
 
+async def cli(
+    database_url: str, *args: str, env: dict[str, str] | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``run`` from a test whose app serves in this process: the event loop goes on while the
+    command runs, as it would in a server of its own, so the app's batch writers commit and
+    release the rows the command may wait for (blocking the loop held them: a flaky timeout)."""
+    return await asyncio.to_thread(run, database_url, *args, env=env, stdin=stdin)
+
+
 def assert_one_line_error(result: subprocess.CompletedProcess[str], *words: str) -> None:
     assert result.returncode != 0
     assert result.stdout == ""
@@ -58,7 +68,7 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], *words: str)
 async def test_workspace_member_and_key_from_the_command_line(
     database_url: str, client: httpx.AsyncClient, app: FastAPI
 ) -> None:
-    created = run(
+    created = await cli(
         database_url,
         "workspace",
         "create",
@@ -73,7 +83,7 @@ async def test_workspace_member_and_key_from_the_command_line(
     slug = created.stdout.strip()
     assert slug == "acme-inc"
 
-    member = run(
+    member = await cli(
         database_url,
         "member",
         "add",
@@ -87,7 +97,7 @@ async def test_workspace_member_and_key_from_the_command_line(
     )
     assert member.returncode == 0 and member.stdout.strip().isdigit()
 
-    key_run = run(
+    key_run = await cli(
         database_url,
         "key",
         "create",
@@ -116,7 +126,7 @@ async def test_workspace_member_and_key_from_the_command_line(
     me = (await client.get("/v1/auth/key", headers=bearer(key))).json()
     assert me["scope"] == "read_only" and me["role"] == "member" and me["workspace"]["slug"] == slug
 
-    plan = run(database_url, "workspace", "set-plan", slug, "business", "--quota", "42")
+    plan = await cli(database_url, "workspace", "set-plan", slug, "business", "--quota", "42")
     assert plan.returncode == 0 and plan.stdout == ""
     me = (await client.get("/v1/auth/key", headers=bearer(key))).json()
     assert me["workspace"]["plan"] == "business" and me["quota"]["limit"] == 42
@@ -254,14 +264,14 @@ async def _signs_in(client: httpx.AsyncClient, slug: str, email: str, password: 
 async def test_passwords_come_from_the_environment_or_standard_input(
     database_url: str, client: httpx.AsyncClient
 ) -> None:
-    created = run(
+    created = await cli(
         database_url,
         *("workspace", "create", "--name", "Acme", "--owner-email", "o@acme.test"),
         env={"CRAFTDESK_PASSWORD": "from-the-environment"},
     )
     assert created.returncode == 0, created.stderr
     slug = created.stdout.strip()
-    added = run(
+    added = await cli(
         database_url,
         *("member", "add", slug, "--email", "dev@acme.test", "--password-stdin"),
         stdin="from standard input\n",
@@ -341,13 +351,13 @@ def test_without_a_password_or_a_terminal_the_command_says_how_to_give_one(
 async def test_an_existing_owner_keeps_their_password_and_a_new_one_is_refused(
     database_url: str, client: httpx.AsyncClient
 ) -> None:
-    first = run(
+    first = await cli(
         database_url,
         *("workspace", "create", "--name", "First", "--owner-email", "o@acme.test"),
         env={"CRAFTDESK_PASSWORD": "the-first-one"},
     )
     assert first.returncode == 0, first.stderr
-    refused = run(
+    refused = await cli(
         database_url,
         *("workspace", "create", "--name", "Second", "--owner-email", "o@acme.test"),
         *("--owner-password", "a-second-one"),
@@ -355,7 +365,7 @@ async def test_an_existing_owner_keeps_their_password_and_a_new_one_is_refused(
     assert_one_line_error(refused, "already has an account", "--owner-password")
     assert "a-second-one" not in refused.stderr
 
-    second = run(
+    second = await cli(
         database_url, "workspace", "create", "--name", "Second", "--owner-email", "O@acme.test"
     )
     assert second.returncode == 0, second.stderr
@@ -399,7 +409,7 @@ async def test_bad_input_found_in_the_database_is_one_line_and_non_zero(
         (("member", "set-role", "acme", "stranger@acme.test", "admin"), None, ["not a member"]),
         (("member", "remove", "acme", "stranger@acme.test"), None, ["not a member"]),
     ]:
-        assert_one_line_error(run(database_url, *args, stdin=stdin), *words)
+        assert_one_line_error(await cli(database_url, *args, stdin=stdin), *words)
 
 
 @pytest.mark.parametrize(

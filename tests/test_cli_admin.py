@@ -18,7 +18,7 @@ from craftdesk.keys.service import issue_key
 from craftdesk.workspaces.queries import WorkspaceRow, membership_by_email, workspace_by_slug
 from craftdesk.workspaces.service import add_member, create_workspace
 from tests.conftest import bearer
-from tests.test_cli import assert_one_line_error, run
+from tests.test_cli import assert_one_line_error, cli
 
 OWNER = "o@acme.test"
 DEV = "dev@acme.test"
@@ -112,7 +112,7 @@ async def test_key_list_shows_every_key_a_line_each_and_its_json_is_what_the_api
     assert (await status_of(client, devs))[0] == 200  # so it has been used
     await app.state.activity.flush()  # its last address is stored, as both will show it
 
-    listed = run(database_url, "key", "list", "acme")
+    listed = await cli(database_url, "key", "list", "acme")
     assert listed.returncode == 0, listed.stderr
     lines = [line.split("\t") for line in listed.stdout.splitlines()]
     assert [line[1] for line in lines] == ["Dev laptop", "CI/CD Pipeline"]  # newest first
@@ -123,7 +123,7 @@ async def test_key_list_shows_every_key_a_line_each_and_its_json_is_what_the_api
     assert lines[0][3] == "read_only" and lines[0][6].endswith("Z")
     assert lines[1][3] == "full" and lines[1][6] == "never"
 
-    as_json = run(database_url, "key", "list", "acme", "--json")
+    as_json = await cli(database_url, "key", "list", "acme", "--json")
     assert as_json.returncode == 0, as_json.stderr
     await sign_in(client, OWNER)
     api = (await client.get("/v1/api-keys")).json()["data"]
@@ -140,12 +140,12 @@ async def test_key_revoke_stops_the_key_at_once_and_is_audited_as_the_command_li
     _, kept = await new_key(app, DEV, "Kept")
     assert await status_of(client, key) == (200, None)
 
-    revoked = run(database_url, "key", "revoke", "acme", str(key_id))
+    revoked = await cli(database_url, "key", "revoke", "acme", str(key_id))
     assert revoked.returncode == 0 and revoked.stdout == "", revoked.stderr
     assert "revoked" in revoked.stderr
     assert await status_of(client, key) == (401, "key_revoked")
     assert await status_of(client, kept) == (200, None)
-    again = run(database_url, "key", "revoke", "acme", str(key_id))
+    again = await cli(database_url, "key", "revoke", "acme", str(key_id))
     assert again.returncode == 0 and "already" in again.stderr
 
     (event,) = await cli_events(app, "key.revoked")
@@ -160,7 +160,7 @@ async def test_key_rotate_prints_the_new_key_alone_and_the_old_one_expires_after
     now_id, now_key = await new_key(app, DEV, "Now", "read_only")
     later_id, later_key = await new_key(app, DEV, "Later")
 
-    rotated = run(database_url, "key", "rotate", "acme", str(now_id))
+    rotated = await cli(database_url, "key", "rotate", "acme", str(now_id))
     assert rotated.returncode == 0, rotated.stderr
     successor = rotated.stdout.strip()
     assert rotated.stdout == successor + "\n" and successor not in rotated.stderr
@@ -168,7 +168,9 @@ async def test_key_rotate_prints_the_new_key_alone_and_the_old_one_expires_after
     me = (await client.get("/v1/auth/key", headers=bearer(successor))).json()
     assert me["scope"] == "read_only" and me["role"] == "member"
 
-    graced = run(database_url, "key", "rotate", "acme", str(later_id), "--grace-seconds", "3600")
+    graced = await cli(
+        database_url, "key", "rotate", "acme", str(later_id), "--grace-seconds", "3600"
+    )
     assert graced.returncode == 0, graced.stderr
     assert await status_of(client, later_key) == (200, None)
     assert await status_of(client, graced.stdout.strip()) == (200, None)
@@ -184,13 +186,19 @@ async def test_rotating_a_revoked_or_expired_key_or_another_workspaces_is_refuse
     await acme(app)
     expired_id, _ = await new_key(app, DEV, "Old", expires_at=utcnow())
     revoked_id, _ = await new_key(app, DEV, "Revoked")
-    assert run(database_url, "key", "revoke", "acme", str(revoked_id)).returncode == 0
-    assert_one_line_error(run(database_url, "key", "rotate", "acme", str(expired_id)), "expired")
-    assert_one_line_error(run(database_url, "key", "rotate", "acme", str(revoked_id)), "revoked")
+    assert (await cli(database_url, "key", "revoke", "acme", str(revoked_id))).returncode == 0
+    assert_one_line_error(
+        await cli(database_url, "key", "rotate", "acme", str(expired_id)), "expired"
+    )
+    assert_one_line_error(
+        await cli(database_url, "key", "rotate", "acme", str(revoked_id)), "revoked"
+    )
 
     async with app.state.db.transaction() as tx:
         await create_workspace(tx, name="Other", owner_email="x@other.test", owner_password="pw-x")
-    assert_one_line_error(run(database_url, "key", "revoke", "other", str(expired_id)), "no key")
+    assert_one_line_error(
+        await cli(database_url, "key", "revoke", "other", str(expired_id)), "no key"
+    )
 
 
 async def test_member_list_and_set_role_keep_the_api_rules(
@@ -199,19 +207,19 @@ async def test_member_list_and_set_role_keep_the_api_rules(
     await acme(app)
     _, key = await new_key(app, DEV, "Dev's")
 
-    listed = run(database_url, "member", "list", "acme")
+    listed = await cli(database_url, "member", "list", "acme")
     assert listed.returncode == 0, listed.stderr
     rows = [line.split("\t") for line in listed.stdout.splitlines()]
     assert [(email, role) for _, email, role, _ in rows] == [(OWNER, "owner"), (DEV, "member")]
 
-    promoted = run(database_url, "member", "set-role", "acme", DEV, "admin")
+    promoted = await cli(database_url, "member", "set-role", "acme", DEV, "admin")
     assert promoted.returncode == 0 and promoted.stdout == "", promoted.stderr
     assert (await client.get("/v1/auth/key", headers=bearer(key))).json()["role"] == "admin"
     (event,) = await cli_events(app, "member.role_changed")
     assert event.actor_type == "cli" and event.target_label == DEV
     assert event.details == {"from": "member", "to": "admin"}
 
-    last_owner = run(database_url, "member", "set-role", "acme", OWNER, "admin")
+    last_owner = await cli(database_url, "member", "set-role", "acme", OWNER, "admin")
     assert_one_line_error(last_owner, "at least one owner")
 
 
@@ -224,7 +232,7 @@ async def test_member_remove_revokes_their_keys_and_ends_their_sessions(
     await sign_in(dashboard, DEV)
     assert (await dashboard.get("/v1/sessions/current")).status_code == 200
 
-    removed = run(database_url, "member", "remove", "acme", DEV)
+    removed = await cli(database_url, "member", "remove", "acme", DEV)
     assert removed.returncode == 0 and removed.stdout == "", removed.stderr
     assert "1 of their keys revoked" in removed.stderr
     assert await status_of(client, devs) == (401, "key_revoked")
@@ -234,4 +242,4 @@ async def test_member_remove_revokes_their_keys_and_ends_their_sessions(
     (event,) = await cli_events(app, "member.removed")
     assert event.actor_type == "cli" and event.target_label == DEV
     assert event.details == {"role": "member", "keys_revoked": 1}
-    assert_one_line_error(run(database_url, "member", "remove", "acme", OWNER), "one owner")
+    assert_one_line_error(await cli(database_url, "member", "remove", "acme", OWNER), "one owner")
