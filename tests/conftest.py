@@ -24,6 +24,7 @@ from fastapi import FastAPI
 
 from craftdesk.app import create_app
 from craftdesk.config import Settings
+from craftdesk.db import Row
 from craftdesk.keys import service as keys_service
 from craftdesk.keys.service import issue_key
 from craftdesk.logs import JsonFormatter
@@ -188,6 +189,19 @@ class Member:
     role: str
 
 
+class Recording:
+    """A ``Queries`` of ``dialect`` that keeps each statement instead of running it (and
+    finds no rows): what a query function would send, to EXPLAIN."""
+
+    def __init__(self, dialect: str) -> None:
+        self.dialect = dialect
+        self.statements: list[tuple[str, tuple[Any, ...]]] = []
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        self.statements.append((sql, args))
+        return []
+
+
 @dataclass
 class World:
     """Sets up workspaces, members and keys straight through the service layer."""
@@ -209,9 +223,7 @@ class World:
     async def member(self, workspace: WorkspaceRow, role: str = "member") -> Member:
         email = f"{role}-{uuid.uuid4().hex[:8]}@example.com"
         async with self.app.state.db.transaction() as tx:
-            membership = await add_member(
-                tx, workspace, email=email, password=PASSWORD, role=role
-            )
+            membership = await add_member(tx, workspace, email=email, password=PASSWORD, role=role)
         return Member(membership.user_id, membership.id, email, role)
 
     async def key(

@@ -5,11 +5,12 @@ import datetime as dt
 import httpx
 import pytest
 
+from craftdesk.activity.alerts import windows
 from craftdesk.auth.tokens import PREFIX, checksum, generate_key
 from craftdesk.db import Database, utcnow, value_rows
 from craftdesk.keys import queries as keys_queries
 from craftdesk.schemas import MAX_ID
-from tests.conftest import World, bearer, sign_in
+from tests.conftest import Recording, World, bearer, sign_in
 
 AGENT = {"User-Agent": "integration-test/1.0"}
 
@@ -272,15 +273,19 @@ async def test_the_list_s_hints_are_index_seeks(world: World, backend: str) -> N
     (PostgreSQL picks a plan by the tables' size: told not to scan, it must have the index)."""
     workspace, _ = await world.workspace()
     now = utcnow()
-    args = (workspace.id, now, int(now.timestamp()) // 60 - 59, now - dt.timedelta(days=1))
     db = world.app.state.db
+    page = Recording(db.dialect)
+    await keys_queries.list_keys(
+        page, workspace.id, now, windows(now), created_by_id=None, up_to=MAX_ID, limit=51
+    )
+    [(sql, args)] = page.statements
     async with db.transaction() as tx:
         if backend == "sqlite":
-            plan = await tx.fetch(f"EXPLAIN QUERY PLAN {keys_queries._PAGE}", *args, MAX_ID, 51)
+            plan = await tx.fetch(f"EXPLAIN QUERY PLAN {sql}", *args)
             details = " ".join(row["detail"] for row in plan)
         else:
             await tx.execute("SET LOCAL enable_seqscan = off")
-            plan = await tx.fetch(f"EXPLAIN {keys_queries._PAGE}", *args, MAX_ID, 51)
+            plan = await tx.fetch(f"EXPLAIN {sql}", *args)
             details = " ".join(row[0] for row in plan)
     assert "ix_key_minute_outcomes_refused" in details
     assert "ix_key_ips_api_key_id_first_seen" in details
