@@ -64,28 +64,3 @@ def page(
     kept = rows[: params.limit]
     next_cursor = str(kept[-1]["id"]) if len(rows) > params.limit else None
     return {"data": [item(row) for row in kept], "next_cursor": next_cursor}
-
-
-def seek(
-    dialect: str, parent: str, parent_id: str, cursor: str, *, newest_first: bool = False
-) -> tuple[str, str]:
-    """The condition and the order of a page of one parent's rows (a workspace's projects, a
-    key's log lines), as a range of the index on ``(parent, id)`` from the cursor: ``parent``
-    the column (``k.workspace_id``), ``parent_id`` and ``cursor`` their placeholders; rows
-    after the cursor, or newest first those up to it (``PageParams.after``, ``up_to``).
-
-    PostgreSQL is told the range as a row value. Given ``parent = $1 AND id > $2`` instead,
-    the generic plan that a prepared statement keeps may walk the primary key in id order,
-    filtering on the parent, whenever its statistics put most rows under one parent: a
-    small parent's page then reads every row of a big one (a project's 20 tasks beside
-    another's 5,000: 5,020 rows read, ``tests/test_pages.py``). SQLite seeks by
-    the equality (it reads a row value as a range of parents); the order by ``parent, id``
-    holds either to the index."""
-    row_id = parent.rsplit(".", 1)[0] + ".id" if "." in parent else "id"
-    past, within, direction = ("<=", ">=", " DESC") if newest_first else (">", "<=", "")
-    if dialect == "postgresql":
-        where = f"({parent}, {row_id}) {past} ({parent_id}, {cursor})"
-        where += f" AND {parent} {within} {parent_id}"
-    else:
-        where = f"{parent} = {parent_id} AND {row_id} {past} {cursor}"
-    return where, f"{parent}{direction}, {row_id}{direction}"

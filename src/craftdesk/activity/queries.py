@@ -5,7 +5,6 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from craftdesk.db import Queries, Row, Transaction, placeholders, value_rows
-from craftdesk.pagination import seek
 
 REQUEST = "id, at, method, path, status, code, ip, user_agent, request_id, duration_ms"
 
@@ -57,18 +56,17 @@ async def list_requests(
     db: Queries, key_id: int, up_to: int, limit: int, status: int | None, code: str | None
 ) -> list[Row]:
     """A page of the key's log, newest first, of one status or code if given."""
-    where, order = seek(db.dialect, "api_key_id", "$1", "$2", newest_first=True)
-    conditions = [where]
+    where = ["api_key_id = $1", "id <= $2"]
     args: list[Any] = [key_id, up_to, limit]
     if status is not None:
         args.append(status)
-        conditions.append(f"status = ${len(args)}")
+        where.append(f"status = ${len(args)}")
     if code is not None:
         args.append(code)
-        conditions.append(f"code = ${len(args)}")
+        where.append(f"code = ${len(args)}")
     return await db.fetch(
-        f"""SELECT {REQUEST} FROM key_requests WHERE {" AND ".join(conditions)}
-            ORDER BY {order} LIMIT $3""",
+        f"""SELECT {REQUEST} FROM key_requests WHERE {" AND ".join(where)}
+            ORDER BY id DESC LIMIT $3""",
         *args,
     )
 

@@ -7,7 +7,6 @@ from typing import Any, NamedTuple
 
 from craftdesk.activity.queries import AlertWindows
 from craftdesk.db import Queries, Row, Transaction, placeholders
-from craftdesk.pagination import seek
 
 KEY = """id, public_id, workspace_id, created_by_id, membership_id, name, last_four, scope,
          permissions, project_ids, expires_at, created_at, last_used_at, revoked_at,
@@ -211,8 +210,11 @@ _LISTED = f"""SELECT {", ".join("k." + c.strip() for c in KEY.split(","))}, u.em
                                              AND o.first_seen < i.first_seen))
               FROM api_keys AS k
               JOIN users AS u ON u.id = k.created_by_id
-              LEFT JOIN key_usage AS ku ON ku.api_key_id = k.id AND ku.period_start = $2"""
-_ONE = f"{_LISTED} WHERE k.workspace_id = $1 AND k.id = $5"
+              LEFT JOIN key_usage AS ku ON ku.api_key_id = k.id AND ku.period_start = $2
+              WHERE k.workspace_id = $1"""
+_PAGE = f"{_LISTED} AND k.id <= $5 ORDER BY k.id DESC LIMIT $6"
+_OWN_PAGE = f"{_LISTED} AND k.id <= $5 AND k.created_by_id = $7 ORDER BY k.id DESC LIMIT $6"
+_ONE = f"{_LISTED} AND k.id = $5"
 
 
 class ListedKey(NamedTuple):
@@ -239,10 +241,8 @@ async def list_keys(
     limit: int,
 ) -> list[ListedKey]:
     """A page of the workspace's keys, newest first (only ``created_by_id``'s, if given)."""
-    where, order = seek(db.dialect, "k.workspace_id", "$1", "$5", newest_first=True)
-    own = "" if created_by_id is None else "AND k.created_by_id = $7"
     rows = await db.fetch(
-        f"{_LISTED} WHERE {where} {own} ORDER BY {order} LIMIT $6",
+        _PAGE if created_by_id is None else _OWN_PAGE,
         workspace_id,
         period_start,
         *windows,

@@ -3,7 +3,6 @@
 import datetime as dt
 
 from craftdesk.db import Queries, Row, Transaction, placeholders
-from craftdesk.pagination import seek
 
 PROJECT = "id, name, description, created_at, updated_at"
 TASK = "id, project_id, title, status, created_at, updated_at"
@@ -14,9 +13,9 @@ async def list_projects(
 ) -> list[Row]:
     """A page of the workspace's projects (only ``project_ids``, for a key limited to them)."""
     only = "" if project_ids is None else f"AND id IN ({placeholders(4, len(project_ids))})"
-    where, order = seek(db.dialect, "workspace_id", "$1", "$2")
     return await db.fetch(
-        f"""SELECT {PROJECT} FROM projects WHERE {where} {only} ORDER BY {order} LIMIT $3""",
+        f"""SELECT {PROJECT} FROM projects WHERE workspace_id = $1 AND id > $2 {only}
+            ORDER BY id LIMIT $3""",
         workspace_id,
         after,
         limit,
@@ -26,9 +25,9 @@ async def list_projects(
 
 async def list_project_names(db: Queries, workspace_id: int, after: int, limit: int) -> list[Row]:
     """A page of the workspace's projects' ``id`` and ``name``."""
-    where, order = seek(db.dialect, "workspace_id", "$1", "$2")
     return await db.fetch(
-        f"SELECT id, name FROM projects WHERE {where} ORDER BY {order} LIMIT $3",
+        """SELECT id, name FROM projects WHERE workspace_id = $1 AND id > $2
+           ORDER BY id LIMIT $3""",
         workspace_id,
         after,
         limit,
@@ -111,13 +110,25 @@ async def list_tasks(
     db: Queries, workspace_id: int, project_id: int, after: int, limit: int
 ) -> list[Row] | None:
     """A page of the project's tasks, or ``None`` if the workspace has no such project: one
-    statement either way."""
-    where, order = seek(db.dialect, "project_id", "$1", "$3")
+    statement either way.
+
+    The page is a range of the index on (project_id, id), sought from (project, cursor).
+    PostgreSQL is told so as a row value: given ``project_id = $1 AND id > $3`` instead, its
+    generic plan (the one a prepared statement keeps) may walk the primary key in id order,
+    filtering on the project, whenever its statistics put most tasks in one project; a
+    small project's page then read every task of a big one (10 ms a page past 90,000,
+    against 0.05 ms). The row value costs PostgreSQL no more here (about 80 µs of its CPU a
+    page of 20 either way). SQLite seeks by the equality (it would read a row value as a
+    range of projects)."""
+    if db.dialect == "postgresql":
+        seek = "(project_id, id) > ($1, $3) AND project_id <= $1"
+    else:
+        seek = "project_id = $1 AND id > $3"
     rows = await db.fetch(
         f"""SELECT t.id, t.project_id, t.title, t.status, t.created_at, t.updated_at
             FROM projects AS p
-            LEFT JOIN (SELECT {TASK} FROM tasks WHERE {where}
-                       ORDER BY {order} LIMIT $4) AS t ON true
+            LEFT JOIN (SELECT {TASK} FROM tasks WHERE {seek}
+                       ORDER BY project_id, id LIMIT $4) AS t ON true
             WHERE p.id = $1 AND p.workspace_id = $2
             ORDER BY t.id""",
         project_id,
