@@ -286,20 +286,25 @@ class ConnectionPool:
         return connection
 
     async def release(self, connection: asyncpg.Connection) -> None:
-        if not connection.is_closed() and connection.is_in_transaction():
-            try:
+        try:
+            if not connection.is_closed() and connection.is_in_transaction():
                 await connection.execute("ROLLBACK")
-            except Exception:
-                connection.terminate()
-        if (
-            self._closed
-            or connection.is_closed()
-            or self._generations.get(connection) != self._generation
-        ):
-            self._drop(connection)
-            self._hand_over(None)
-        else:
-            self._hand_over(connection)
+        except BaseException as exc:
+            # Rolled back or not, it is for no other request: closed, its place freed below
+            # (a cancellation too, then raised on).
+            connection.terminate()
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            if (
+                self._closed
+                or connection.is_closed()
+                or self._generations.get(connection) != self._generation
+            ):
+                self._drop(connection)
+                self._hand_over(None)
+            else:
+                self._hand_over(connection)
 
     def _drop(self, connection: asyncpg.Connection) -> None:
         connection.terminate()

@@ -106,3 +106,24 @@ async def test_a_connection_left_in_a_transaction_is_rolled_back(pool: Connectio
     assert again is connection and not again.is_in_transaction()
     assert await again.fetchval("SELECT to_regclass('left_behind')") is None
     await pool.release(again)
+
+
+async def test_a_release_cancelled_during_its_rollback_keeps_the_place(
+    pool: ConnectionPool,
+) -> None:
+    """A request cancelled while its connection's rollback runs (its task cut short, the
+    server stopping) neither keeps a place of the pool nor leaves the connection half rolled
+    back for another request."""
+    first, second = await pool.acquire(), await pool.acquire()
+    await first.execute("BEGIN")
+    await first.execute("CREATE TABLE left_behind (id int)")
+    releasing = asyncio.ensure_future(pool.release(first))
+    await asyncio.sleep(0)  # its ROLLBACK is under way
+    releasing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await releasing
+    again = await pool.acquire(wait_seconds=1)
+    assert again is not first and not again.is_in_transaction()
+    assert await again.fetchval("SELECT to_regclass('left_behind')") is None
+    await pool.release(again)
+    await pool.release(second)
