@@ -1,6 +1,5 @@
 import datetime as dt
 
-import pydantic_core
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
@@ -9,6 +8,7 @@ from craftdesk.auth.permissions import ResourceAccess, Role, Scope
 from craftdesk.auth.tokens import display_prefix
 from craftdesk.config import Plan
 from craftdesk.errors import KEY_ROUTE_ERRORS
+from craftdesk.schemas import respond
 
 router = APIRouter(
     prefix="/v1/auth", tags=["auth"], responses=KEY_ROUTE_ERRORS, route_class=KeyRoute
@@ -83,4 +83,4 @@ async def calling_key(request: Request) -> Response:
             "period_end": quota.period.end,
         },
     }
-    return Response(pydantic_core.to_json(body), media_type="application/json")
+    return respond(body)
