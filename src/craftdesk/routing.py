@@ -47,6 +47,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.params import Form
 from fastapi.routing import APIRoute, _extract_endpoint_context
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 from starlette.types import Receive, Scope, Send
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
@@ -236,6 +237,7 @@ class Route(APIRoute):
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         super().__init__(path, endpoint, **kwargs)
+        self.literal_prefix = self.path_format.split("{", 1)[0]
         plan = _plan(self.dependant) if _answers_response(endpoint) else None
         body_field = self.body_field
         if plan is None or (body_field is not None and isinstance(body_field.field_info, Form)):
@@ -252,6 +254,19 @@ class Route(APIRoute):
             await response(scope, receive, send)
 
         self.app = app
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        """Starlette tries the routes in order, each with its path's regular expression
+        and FastAPI's route context: 1-2 µs a route, 30 µs before the 22nd route answers.
+        A path that does not start with the route's literal part (``/v1/projects/`` of
+        ``/v1/projects/{project_id}``) is refused at once; any other goes the usual way."""
+        if (
+            scope["type"] == "http"
+            and not scope.get("root_path")
+            and not scope["path"].startswith(self.literal_prefix)
+        ):
+            return Match.NONE, {}
+        return super().matches(scope)
 
     def guard(self, handler: Handler) -> Handler:
         """What runs around the route's handler, whichever answers (``KeyRoute``: the key
