@@ -1,0 +1,204 @@
+"""The server's own CPU per request, route by route, in process: no HTTP, no wrk.
+
+``bench/run`` measures what a client sees, on two cores that wrk, the server and PostgreSQL
+share, so its figures move with the machine's phase. This drives the ASGI app directly
+(``bench/run``'s seed, the same routes, ``--concurrency`` requests in flight on uvloop) and
+reports the CPU time of this process per request, which is what a change to the server's
+own code moves. PostgreSQL's CPU, in its own processes, is not in it; ``--pg-cpu`` adds the
+CPU time of the database's backends per request, read from ``/proc``.
+
+    .venv/bin/python bench/inproc.py --db postgres --routes projects,tasks --requests 4000
+    .venv/bin/python bench/inproc.py --db sqlite --profile /tmp/prof   # cProfile per route
+
+Rounds interleave the routes (``/healthz`` first in each), and each figure is the median over
+the rounds.
+"""
+
+import argparse
+import asyncio
+import cProfile
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench  # noqa: E402  (bench/bench.py: the seed and the routes)
+
+
+def _requests(route: bench.Route, setup: bench.Setup) -> list[tuple[str, str, list, bytes]]:
+    """(method, path, headers, body) of each request the route rotates over, as wrk's."""
+    variables = bench.load(route, setup)
+    paths = variables["BENCH_PATHS"].split(",")
+    bodies = [b.encode() for b in variables["BENCH_BODIES"].split("\n") if b] or [b""]
+    keys = variables.get("BENCH_KEYS", "").split(",") if "BENCH_KEYS" in variables else [None]
+    made = []
+    for key in keys:
+        for path in paths:
+            for body in bodies:
+                headers = [(b"host", b"127.0.0.1"), (b"user-agent", b"inproc")]
+                if key:
+                    headers.append((b"authorization", f"Bearer {key}".encode()))
+                if route.name == "api-keys":
+                    headers.append((b"cookie", setup.cookie.encode()))
+                if body:
+                    headers += [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(body)).encode())]
+                made.append((route.method, path, headers, body))
+    return made
+
+
+async def _call(
+    app: Any, method: str, path: str, headers: list, body: bytes
+) -> tuple[int, list, bytes]:
+    """One request through the ASGI app: its status, headers and body."""
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
+        "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
+        "root_path": "", "headers": headers, "client": ("127.0.0.1", 40000),
+        "server": ("127.0.0.1", 8000), "state": {},
+    }
+    sent = False
+    status = 0
+    response_headers: list = []
+    chunks: list[bytes] = []
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await asyncio.Event().wait()
+        raise AssertionError
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status, response_headers
+        if message["type"] == "http.response.start":
+            status, response_headers = message["status"], message["headers"]
+        else:
+            chunks.append(message.get("body", b""))
+
+    await app(scope, receive, send)
+    return status, response_headers, b"".join(chunks)
+
+
+def _pg_backends_cpu(dbname: str) -> float:
+    """CPU seconds of the PostgreSQL backends connected to ``dbname`` (by their title)."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if f" {dbname} " not in (entry / "cmdline").read_text().replace("\0", " ") + " ":
+                continue
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+        except OSError:
+            continue
+    return total
+
+
+async def _drive(app: Any, requests: list, count: int, concurrency: int) -> None:
+    done = 0
+
+    async def worker(offset: int) -> None:
+        nonlocal done
+        n = offset
+        while done < count:
+            done += 1
+            method, path, headers, body = requests[n % len(requests)]
+            n += 1
+            status, _, content = await _call(app, method, path, headers, body)
+            if status >= 400:
+                raise SystemExit(f"{method} {path}: {status} {content[:300]!r}")
+
+    await asyncio.gather(*(worker(i) for i in range(concurrency)))
+
+
+async def measure(args: argparse.Namespace, url: str, setup: bench.Setup) -> dict[str, list]:
+    from craftdesk.app import create_app
+    from craftdesk.config import Settings
+
+    settings = Settings(database_url=url, key_pepper=bench.PEPPER, log_level="WARNING",
+                        cors_origins=[])
+    app = create_app(settings)
+    dbname = url.rsplit("/", 1)[1]
+    results: dict[str, list] = {route.name: [] for route in args.route_list}
+    async with app.router.lifespan_context(app):
+        if "api-keys" in [r.name for r in args.route_list]:  # the dashboard's session
+            body = json.dumps({"workspace": setup.slug, "email": bench.EMAIL,
+                               "password": bench.PASSWORD}).encode()
+            status, headers, _ = await _call(app, "POST", "/v1/sessions", [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode())], body)
+            assert status == 201, status
+            setup.cookie = next(
+                value.split(b";", 1)[0].decode() for name, value in headers
+                if name == b"set-cookie" and value.startswith(b"craftdesk_session=")
+            )
+        loads = {route.name: _requests(route, setup) for route in args.route_list}
+        for route in args.route_list:  # warm-up
+            await _drive(app, loads[route.name], args.requests // 4, args.concurrency)
+        for _ in range(args.rounds):
+            for route in args.route_list:
+                pg = _pg_backends_cpu(dbname) if args.pg_cpu else 0.0
+                profile = cProfile.Profile() if args.profile else None
+                cpu = time.process_time()
+                if profile:
+                    profile.enable()
+                await _drive(app, loads[route.name], args.requests, args.concurrency)
+                if profile:
+                    profile.disable()
+                    args.profile.mkdir(parents=True, exist_ok=True)
+                    profile.dump_stats(args.profile / f"{route.name.replace('/', '_')}.prof")
+                used = (time.process_time() - cpu) / args.requests * 1e6
+                pg_used = ((_pg_backends_cpu(dbname) - pg) / args.requests * 1e6
+                           if args.pg_cpu else 0.0)
+                results[route.name].append((used, pg_used))
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--routes", default="auth/key,projects,tasks,task-create,task-update,"
+                                            "members,api-keys")
+    parser.add_argument("--requests", type=int, default=3000, help="per route and round")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--keys", type=int, default=10)
+    parser.add_argument("--projects", type=int, default=10)
+    parser.add_argument("--pg-cpu", action="store_true")
+    parser.add_argument("--profile", type=Path, metavar="DIR")
+    parser.add_argument("--postgres-url", default=os.environ.get(
+        "CRAFTDESK_BENCH_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"))
+    args = parser.parse_args()
+    names = args.routes.split(",")
+    args.route_list = [bench.ROUTES["healthz"]] + [bench.ROUTES[n] for n in names]
+    args.bench_keys, args.bench_projects, args.key_controls = 4, 10, False
+    backend = "sqlite" if args.db == "sqlite" else "postgresql"
+    import uvloop
+
+    with bench.fresh_database(backend, args) as url:
+        env = {**os.environ, "CRAFTDESK_DATABASE_URL": url, "CRAFTDESK_KEY_PEPPER": bench.PEPPER,
+               "CRAFTDESK_ENV": "development", "CRAFTDESK_LOG_LEVEL": "WARNING"}
+        setup = bench.set_up(env, args, args.route_list, args.keys, args.projects)
+        results = uvloop.run(measure(args, url, setup))
+        base = statistics.median(u for u, _ in results["healthz"])
+        print(f"{backend}: server CPU µs per request (median of {args.rounds} rounds of "
+              f"{args.requests}, {args.concurrency} in flight)")
+        for name, runs in results.items():
+            cpu = statistics.median(u for u, _ in runs)
+            line = f"  {name:12} {cpu:7.1f}  ({base / cpu:.2f} of /healthz's)"
+            if args.pg_cpu:
+                line += f"  + PostgreSQL {statistics.median(p for _, p in runs):6.1f}"
+            print(line)
+
+
+if __name__ == "__main__":
+    main()
