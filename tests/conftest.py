@@ -201,6 +201,14 @@ class Recording:
         self.statements.append((sql, args))
         return []
 
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
+        self.statements.append((sql, args))
+        return None
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        self.statements.append((sql, args))
+        return None
+
 
 @dataclass
 class World:

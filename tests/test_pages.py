@@ -120,7 +120,7 @@ async def test_a_small_parents_page_reads_none_of_a_big_ones_rows(world: World, 
 
     recording = Recording("postgresql")
     await spec.page(recording, workspace_id, small)
-    [(sql, args)] = recording.statements
+    (sql, args), *_ = recording.statements  # the page's (an empty one then asks for its parent)
     page = await spec.page(db, workspace_id, small)
     assert len(page) >= SMALL
     assert await _generic_plan_reads(db, spec.table, sql, args) == len(page)

@@ -110,7 +110,7 @@ async def list_tasks(
     db: Queries, workspace_id: int, project_id: int, after: int, limit: int
 ) -> list[Row] | None:
     """A page of the project's tasks, or ``None`` if the workspace has no such project: one
-    statement either way.
+    statement for a page with tasks, a second one (does the project exist?) for an empty one.
 
     The page is a range of the index on (project_id, id), sought from (project, cursor).
     PostgreSQL is told so as a row value: given ``project_id = $1 AND id > $3`` instead, its
@@ -119,26 +119,24 @@ async def list_tasks(
     small project's page then read every task of a big one (10 ms a page past 90,000,
     against 0.05 ms). The row value costs PostgreSQL no more here (about 80 µs of its CPU a
     page of 20 either way). SQLite seeks by the equality (it would read a row value as a
-    range of projects)."""
+    range of projects). The tasks' own ``workspace_id`` keeps another workspace's project
+    out, as the project's would: 22 µs a page of 20 on SQLite, against 31 for the page
+    joined to its project in one statement (and sorted again)."""
     if db.dialect == "postgresql":
         seek = "(project_id, id) > ($1, $3) AND project_id <= $1"
     else:
         seek = "project_id = $1 AND id > $3"
     rows = await db.fetch(
-        f"""SELECT t.id, t.project_id, t.title, t.status, t.created_at, t.updated_at
-            FROM projects AS p
-            LEFT JOIN (SELECT {TASK} FROM tasks WHERE {seek}
-                       ORDER BY project_id, id LIMIT $4) AS t ON true
-            WHERE p.id = $1 AND p.workspace_id = $2
-            ORDER BY t.id""",
+        f"""SELECT {TASK} FROM tasks WHERE {seek} AND workspace_id = $2
+            ORDER BY project_id, id LIMIT $4""",
         project_id,
         workspace_id,
         after,
         limit,
     )
-    if not rows:
-        return None
-    return [row for row in rows if row["id"] is not None]
+    if rows or await project_exists(db, workspace_id, project_id):
+        return rows
+    return None
 
 
 async def get_task(db: Queries, workspace_id: int, project_id: int, task_id: int) -> Row | None:
