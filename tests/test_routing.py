@@ -121,3 +121,43 @@ async def test_planned_answers_equal_fastapis_own(
         assert mine == theirs, request
         assert mine[0] != 500, request
     assert {200, 201, 404, 422} <= statuses
+
+
+PATHS = [
+    "/",
+    "/healthz",
+    "/v1",
+    "/v1/",
+    "/v1/projects",
+    "/v1/projects/",
+    "/v1/projects/7",
+    "/v1/projects/7/",
+    "/v1/projects/abc/tasks",
+    "/v1/projects/7/tasks/8",
+    "/v1/projects7",
+    "/v1/members/3",
+    "/v1/api-keys",
+    "/v1/api-keys/5/usage",
+    "/v1/api-keys/5/rotate",
+    "/v1/sessions/current",
+    "/dashboard",
+    "/dashboard/",
+    "/dashboard/static/app.js",
+    "/v1/docs/swagger-ui.css",
+    "/v1/openapi.json",
+    "/V1/PROJECTS",
+]
+
+
+def test_a_route_refuses_at_once_only_paths_its_pattern_refuses(app: FastAPI) -> None:
+    """``Route.matches`` skips the regular expression for a path outside the route's literal
+    prefix: every route must still match (fully or by path only) what FastAPI's own
+    ``APIRoute.matches`` matches, for each method."""
+    routes = [route for route in app.router.routes if isinstance(route, Route)]
+    for route in routes:
+        for path in PATHS:
+            for method in ("GET", "POST", "PATCH", "DELETE"):
+                scope = {"type": "http", "path": path, "method": method, "root_path": ""}
+                ours, theirs = route.matches(scope), APIRoute.matches(route, scope)
+                assert ours[0] == theirs[0], (route.path, path, method)
+                assert ours[1] == theirs[1], (route.path, path, method)
