@@ -197,3 +197,20 @@ async def test_a_deleted_projects_id_is_never_given_to_another(
     assert new["id"] > project["id"] and new_task["id"] > task.json()["id"]
     assert (await client.get("/v1/projects", headers=limited)).json()["data"] == []
     assert (await client.get(f"/v1/projects/{new['id']}", headers=limited)).status_code == 403
+
+
+async def test_a_task_page_is_empty_for_an_empty_project_and_404_for_a_missing_one(
+    client: httpx.AsyncClient, key: str
+) -> None:
+    auth = bearer(key)
+    pid = (await client.post("/v1/projects", json={"name": "Empty"}, headers=auth)).json()["id"]
+    empty = await client.get(f"/v1/projects/{pid}/tasks", headers=auth)
+    assert empty.status_code == 200
+    assert empty.json() == {"data": [], "next_cursor": None}
+    await client.post(f"/v1/projects/{pid}/tasks", json={"title": "Only"}, headers=auth)
+    [task] = (await client.get(f"/v1/projects/{pid}/tasks", headers=auth)).json()["data"]
+    past = await client.get(f"/v1/projects/{pid}/tasks?cursor={task['id']}", headers=auth)
+    assert past.status_code == 200 and past.json() == {"data": [], "next_cursor": None}
+    missing = await client.get(f"/v1/projects/{pid + 1000}/tasks", headers=auth)
+    assert missing.status_code == 404
+    assert missing.json()["detail"] == f"No project {pid + 1000} in this workspace."
