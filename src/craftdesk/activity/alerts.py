@@ -49,23 +49,21 @@ async def alerts_for(
     new: dict[int, list[tuple[str, dt.datetime]]] = defaultdict(list)
     for row in await queries.new_addresses(db, hinted, window.new_ip_since):
         new[row["api_key_id"]].append((row["ip"], row["first_seen"]))
-    day_ago, unused_since = now - DAY, now - UNUSED
     return {
-        key.id: _alerts(key, now, day_ago, unused_since, recent.get(key.id), new.get(key.id))
-        for key in (listed.key for listed in keys)
+        listed.key.id: _alerts(listed.key, now, recent.get(listed.key.id), new.get(listed.key.id))
+        for listed in keys
     }
 
 
 def _alerts(
     key: ApiKeyRow,
     now: dt.datetime,
-    day_ago: dt.datetime,
-    unused_since: dt.datetime,
     recent: tuple[int, int, dt.datetime] | None,
     new_ips: list[tuple[str, dt.datetime]] | None,
 ) -> list[dict[str, Any]]:
     status = key_status(key, now)
     last = key.last_used_at or key.created_at
+    unused_since = now - UNUSED
     if new_ips is None and recent is None and status == "active" and last > unused_since:
         return []  # most keys of a page: none of the four can hold
     alerts: list[dict[str, Any]] = [
@@ -90,7 +88,7 @@ def _alerts(
                 }
             )
     tried = key.last_refused_at
-    if status != "active" and tried is not None and tried >= day_ago:
+    if status != "active" and tried is not None and tried >= now - DAY:
         alerts.append(
             {
                 "kind": "revoked_in_use",
