@@ -8,7 +8,7 @@ own code moves. PostgreSQL's CPU, in its own processes, is not in it; ``--pg-cpu
 CPU time of the database's backends per request, read from ``/proc``.
 
     .venv/bin/python bench/inproc.py --db postgres --routes projects,tasks --requests 4000
-    .venv/bin/python bench/inproc.py --db sqlite --profile /tmp/prof   # cProfile per route
+    .venv/bin/python bench/inproc.py --db sqlite --rounds 3 --profile /tmp/prof  # cProfile
 
 Rounds interleave the routes (``/healthz`` first in each), and each figure is the median over
 the rounds.
@@ -17,10 +17,12 @@ the rounds.
 import argparse
 import asyncio
 import cProfile
+import itertools
 import json
 import os
 import statistics
 import sys
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -85,21 +87,14 @@ async def _call(
     return status, response_headers, b"".join(chunks)
 
 
-def _pg_backends_cpu(dbname: str) -> float:
-    """CPU seconds of the PostgreSQL backends connected to ``dbname`` (by their title)."""
-    total = 0.0
-    tick = os.sysconf("SC_CLK_TCK")
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if f" {dbname} " not in (entry / "cmdline").read_text().replace("\0", " ") + " ":
-                continue
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick
-        except OSError:
-            continue
-    return total
+def _pg_backends(dbname: str) -> list[int]:
+    """The PostgreSQL backends connected to ``dbname`` (their title names it)."""
+    pids = []
+    for entry in Path("/proc").glob("[0-9]*/cmdline"):
+        with suppress(OSError):
+            if f" {dbname} " in entry.read_text().replace("\0", " ") + " ":
+                pids.append(int(entry.parent.name))
+    return pids
 
 
 async def _drive(app: Any, requests: list, count: int, concurrency: int) -> None:
@@ -146,7 +141,7 @@ async def measure(args: argparse.Namespace, url: str, setup: bench.Setup) -> dic
             await _drive(app, loads[route.name], args.requests // 4, args.concurrency)
         for _ in range(args.rounds):
             for route in args.route_list:
-                pg = _pg_backends_cpu(dbname) if args.pg_cpu else 0.0
+                pg = bench.cpu_seconds(_pg_backends(dbname)) if args.pg_cpu else 0.0
                 profile = cProfile.Profile() if args.profile else None
                 before = os.times()
                 if profile:
@@ -159,40 +154,41 @@ async def measure(args: argparse.Namespace, url: str, setup: bench.Setup) -> dic
                 after = os.times()
                 used = (after.user - before.user) / args.requests * 1e6
                 kernel = (after.system - before.system) / args.requests * 1e6
-                pg_used = ((_pg_backends_cpu(dbname) - pg) / args.requests * 1e6
+                pg_used = ((bench.cpu_seconds(_pg_backends(dbname)) - pg) / args.requests * 1e6
                            if args.pg_cpu else 0.0)
                 results[route.name].append((used + kernel, kernel, pg_used))
     return results
 
 
 def main() -> None:
+    """Its own options here; the rest are ``bench/run``'s (``--db``, ``--routes``, ``--keys``,
+    ``--projects``, ``--rounds``…), with its defaults; the peer's routes are left out."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
-    parser.add_argument("--routes", default="auth/key,projects,tasks,task-create,task-update,"
-                                            "members,api-keys")
     parser.add_argument("--requests", type=int, default=3000, help="per route and round")
-    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--keys", type=int, default=10)
-    parser.add_argument("--projects", type=int, default=10)
-    parser.add_argument("--pg-cpu", action="store_true")
-    parser.add_argument("--profile", type=Path, metavar="DIR")
-    parser.add_argument("--postgres-url", default=os.environ.get(
-        "CRAFTDESK_BENCH_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"))
-    args = parser.parse_args()
-    names = args.routes.split(",")
-    args.route_list = [bench.ROUTES["healthz"]] + [bench.ROUTES[n] for n in names]
-    args.bench_keys, args.bench_projects, args.key_controls = 4, 10, False
-    backend = "sqlite" if args.db == "sqlite" else "postgresql"
+    parser.add_argument("--pg-cpu", action="store_true",
+                        help="add the CPU of the database's PostgreSQL backends")
+    parser.add_argument("--profile", type=Path, metavar="DIR", help="a cProfile per route")
+    args, rest = parser.parse_known_args()
+    vars(args).update(vars(bench.parse_args(rest)))
+    args.route_list = [route for route in args.route_list if not route.peer]
+    backends = ["sqlite", "postgresql"] if args.db == "both" else [
+        "sqlite" if args.db == "sqlite" else "postgresql"
+    ]
     import uvloop
 
-    with bench.fresh_database(backend, args) as url:
-        env = {**os.environ, "CRAFTDESK_DATABASE_URL": url, "CRAFTDESK_KEY_PEPPER": bench.PEPPER,
-               "CRAFTDESK_ENV": "development", "CRAFTDESK_LOG_LEVEL": "WARNING"}
-        setup = bench.set_up(env, args, args.route_list, args.keys, args.projects)
-        results = uvloop.run(measure(args, url, setup))
+    for backend, keys, projects in itertools.product(
+        backends, args.key_counts, args.project_counts
+    ):
+        with bench.fresh_database(backend, args) as url:
+            env = {**os.environ, "CRAFTDESK_DATABASE_URL": url,
+                   "CRAFTDESK_KEY_PEPPER": bench.PEPPER, "CRAFTDESK_ENV": "development",
+                   "CRAFTDESK_LOG_LEVEL": "WARNING"}
+            setup = bench.set_up(env, args, args.route_list, keys, projects)
+            results = uvloop.run(measure(args, url, setup))
         base = statistics.median(run[0] for run in results["healthz"])
-        print(f"{backend}: server CPU µs per request (median of {args.rounds} rounds of "
+        print(f"{backend}, {setup.total_keys:,} keys, {setup.total_projects:,} projects: "
+              f"server CPU µs per request (median of {args.rounds} rounds of "
               f"{args.requests}, {args.concurrency} in flight)")
         for name, runs in results.items():
             cpu = statistics.median(run[0] for run in runs)
